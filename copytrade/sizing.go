@@ -70,8 +70,18 @@ func PlanOpen(inst Instrument, in OpenInputs) (OpenPlan, *Rejection) {
 	p.Ratio = in.TraderMargin.DivRound(in.TraderEquity, RatioScale)
 	p.TargetMargin = RoundMoney(in.Investment.Mul(p.Ratio))
 	contractValue := in.Price.Mul(inst.CtVal)
-	raw := p.TargetMargin.Mul(in.Leverage).DivRound(contractValue, RatioScale)
-	p.Size = FloorToLot(raw, inst.LotSize)
+	// The notional the target margin buys, floored to the MoneyScale grid
+	// the notional is rounded on: with a fractional leverage, target x
+	// leverage lies off that grid, and a size sized against it exactly
+	// could have its notional rounded up past it, leaving the margin one
+	// unit above the target (found by FuzzSizingAndClose).
+	budget := p.TargetMargin.Mul(in.Leverage).RoundFloor(MoneyScale)
+	p.Size = FloorToLot(budget.DivRound(contractValue, RatioScale), inst.LotSize)
+	// DivRound may round the quotient up onto a lot boundary that the
+	// exact quotient lies just below; one lot less is then within budget.
+	if inst.LotSize.IsPositive() && p.Size.IsPositive() && p.Size.Mul(contractValue).GreaterThan(budget) {
+		p.Size = p.Size.Sub(inst.LotSize)
+	}
 	if p.Size.LessThan(inst.MinSize) {
 		p.Size = inst.MinSize
 		p.MinSizeApplied = true
