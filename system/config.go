@@ -1,0 +1,229 @@
+// Package system is the one place that reads configuration and builds
+// clients, pools and workers; the worker, the starter CLI, the tests and the
+// benchmark all get them from here, so main functions stay short.
+package system
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"smartcopy/copytrade"
+	"smartcopy/workflows"
+)
+
+// Config is everything smartcopy reads from the environment. Names follow
+// what Temporal users already know (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+// TEMPORAL_API_KEY, TEMPORAL_TLS_CERT/KEY) and DATABASE_URL.
+type Config struct {
+	TemporalAddress   string
+	TemporalNamespace string
+	// TemporalAPIKey switches on TLS and API-key auth (Temporal Cloud).
+	TemporalAPIKey string
+	// TemporalTLSCert and TemporalTLSKey are paths of a client certificate
+	// for mTLS (self-hosted with TLS, or Temporal Cloud with mTLS).
+	TemporalTLSCert string
+	TemporalTLSKey  string
+	// TemporalTLS forces TLS without a client certificate.
+	TemporalTLS bool
+
+	DatabaseURL string
+	// DatabaseMaxConns sizes the worker's PostgreSQL pool; it should be
+	// about the activity concurrency, since each activity holds one
+	// connection for its transaction.
+	DatabaseMaxConns int
+
+	TaskQueue string
+	// MaxConcurrentActivities and MaxConcurrentWorkflowTasks bound what one
+	// worker process runs at once.
+	MaxConcurrentActivities    int
+	MaxConcurrentWorkflowTasks int
+
+	// SMTPAddr (host:port) enables email notifications; empty keeps them
+	// in-app only.
+	SMTPAddr     string
+	SMTPFrom     string
+	SMTPUsername string
+	SMTPPassword string
+
+	// MetricsAddr serves Prometheus metrics at /metrics; empty disables.
+	MetricsAddr string
+
+	// RiskSweepInterval is how often the risk sweep tests every stop loss
+	// at the latest mark prices, besides every price change it is told of.
+	RiskSweepInterval time.Duration
+
+	Workflow workflows.Config
+}
+
+// Defaults are what an unset variable means.
+func Defaults() Config {
+	return Config{
+		TemporalAddress:            "localhost:7233",
+		TemporalNamespace:          "default",
+		DatabaseURL:                "postgres://postgres@127.0.0.1:5432/smartcopy?sslmode=disable",
+		DatabaseMaxConns:           32,
+		TaskQueue:                  workflows.TaskQueue,
+		MaxConcurrentActivities:    200,
+		MaxConcurrentWorkflowTasks: 200,
+		SMTPFrom:                   "smartcopy@localhost",
+		RiskSweepInterval:          2 * time.Second,
+		Workflow:                   workflows.DefaultConfig(),
+	}
+}
+
+// Variables lists every environment variable smartcopy reads, with what it
+// means; the README's configuration table is this list.
+var Variables = []struct{ Name, Meaning string }{
+	{"TEMPORAL_ADDRESS", "Temporal frontend host:port (default localhost:7233)"},
+	{"TEMPORAL_NAMESPACE", "Temporal namespace (default default)"},
+	{"TEMPORAL_API_KEY", "API key for Temporal Cloud; turns TLS on"},
+	{"TEMPORAL_TLS_CERT", "client certificate file for mTLS"},
+	{"TEMPORAL_TLS_KEY", "client key file for mTLS"},
+	{"TEMPORAL_TLS", "true to use TLS without a client certificate"},
+	{"DATABASE_URL", "PostgreSQL URL (default postgres://postgres@127.0.0.1:5432/smartcopy)"},
+	{"DATABASE_MAX_CONNS", "PostgreSQL pool size per process (default 32)"},
+	{"SMARTCOPY_TASK_QUEUE", "task queue (default smartcopy)"},
+	{"SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", "activities one worker runs at once (default 200)"},
+	{"SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", "workflow tasks one worker runs at once (default 200)"},
+	{"SMTP_ADDR", "SMTP server host:port for email notifications (unset: in-app only)"},
+	{"SMTP_FROM", "sender address (default smartcopy@localhost)"},
+	{"SMTP_USERNAME", "SMTP user (PLAIN auth when set)"},
+	{"SMTP_PASSWORD", "SMTP password"},
+	{"METRICS_ADDR", "address to serve Prometheus /metrics on, e.g. :9090 (unset: off)"},
+	{"SMARTCOPY_RISK_SWEEP_INTERVAL", "how often stop losses are swept at mark (default 2s)"},
+	{"SMARTCOPY_MIN_INVESTMENT", "minimum investment in USDT (default 100)"},
+	{"SMARTCOPY_MAX_FOLLOWERS_PER_TRADER", "follower limit of a trader (default 1000)"},
+	{"SMARTCOPY_MAX_TRADERS_PER_FOLLOWER", "trader limit of a follower (default 20)"},
+	{"SMARTCOPY_SPREAD_TOLERANCE", "spread protection as a fraction (default 0.005)"},
+	{"SMARTCOPY_GAP_HOLD_BACK", "how long an out-of-order trader event waits for a missing one (default 30s)"},
+	{"SMARTCOPY_HISTORY_LIMIT", "continue-as-new after this many history events (default 0: when the server suggests)"},
+}
+
+// LoadConfig reads the environment through getenv (os.Getenv in
+// production). A value that does not parse fails with the variable's name.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	cfg := Defaults()
+	r := reader{getenv: getenv}
+	r.str("TEMPORAL_ADDRESS", &cfg.TemporalAddress)
+	r.str("TEMPORAL_NAMESPACE", &cfg.TemporalNamespace)
+	r.str("TEMPORAL_API_KEY", &cfg.TemporalAPIKey)
+	r.str("TEMPORAL_TLS_CERT", &cfg.TemporalTLSCert)
+	r.str("TEMPORAL_TLS_KEY", &cfg.TemporalTLSKey)
+	r.boolean("TEMPORAL_TLS", &cfg.TemporalTLS)
+	r.str("DATABASE_URL", &cfg.DatabaseURL)
+	r.positiveInt("DATABASE_MAX_CONNS", &cfg.DatabaseMaxConns)
+	r.str("SMARTCOPY_TASK_QUEUE", &cfg.TaskQueue)
+	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", &cfg.MaxConcurrentActivities)
+	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", &cfg.MaxConcurrentWorkflowTasks)
+	r.str("SMTP_ADDR", &cfg.SMTPAddr)
+	r.str("SMTP_FROM", &cfg.SMTPFrom)
+	r.str("SMTP_USERNAME", &cfg.SMTPUsername)
+	r.str("SMTP_PASSWORD", &cfg.SMTPPassword)
+	r.str("METRICS_ADDR", &cfg.MetricsAddr)
+	r.duration("SMARTCOPY_RISK_SWEEP_INTERVAL", &cfg.RiskSweepInterval)
+	rules := &cfg.Workflow.Rules
+	r.positiveDecimal("SMARTCOPY_MIN_INVESTMENT", &rules.MinInvestment)
+	r.positiveInt("SMARTCOPY_MAX_FOLLOWERS_PER_TRADER", &rules.MaxFollowersPerTrader)
+	r.positiveInt("SMARTCOPY_MAX_TRADERS_PER_FOLLOWER", &rules.MaxTradersPerFollower)
+	r.positiveDecimal("SMARTCOPY_SPREAD_TOLERANCE", &rules.SpreadTolerance)
+	r.duration("SMARTCOPY_GAP_HOLD_BACK", &cfg.Workflow.GapHoldBack)
+	r.nonNegativeInt("SMARTCOPY_HISTORY_LIMIT", &cfg.Workflow.HistoryLimit)
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	if (cfg.TemporalTLSCert == "") != (cfg.TemporalTLSKey == "") {
+		return Config{}, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+	}
+	if rules.SpreadTolerance.GreaterThanOrEqual(decimal.NewFromInt(1)) {
+		return Config{}, fmt.Errorf("SMARTCOPY_SPREAD_TOLERANCE: must be below 1 (it is a fraction: 0.005 is 0.5%%), got %s", rules.SpreadTolerance)
+	}
+	return cfg, nil
+}
+
+// LoadConfigFromEnv is LoadConfig(os.Getenv).
+func LoadConfigFromEnv() (Config, error) { return LoadConfig(os.Getenv) }
+
+// reader parses variables, keeping the first error.
+type reader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *reader) value(name string) (string, bool) {
+	v := strings.TrimSpace(r.getenv(name))
+	return v, v != "" && r.err == nil
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+}
+
+func (r *reader) str(name string, dst *string) {
+	if v, ok := r.value(name); ok {
+		*dst = v
+	}
+}
+
+func (r *reader) boolean(name string, dst *bool) {
+	if v, ok := r.value(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			r.fail(name, "must be true or false, got %q", v)
+			return
+		}
+		*dst = b
+	}
+}
+
+func (r *reader) positiveInt(name string, dst *int) {
+	if v, ok := r.value(name); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			r.fail(name, "must be a positive whole number, got %q", v)
+			return
+		}
+		*dst = n
+	}
+}
+
+func (r *reader) nonNegativeInt(name string, dst *int) {
+	if v, ok := r.value(name); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			r.fail(name, "must be a whole number, 0 or more, got %q", v)
+			return
+		}
+		*dst = n
+	}
+}
+
+func (r *reader) duration(name string, dst *time.Duration) {
+	if v, ok := r.value(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			r.fail(name, "must be a positive duration such as 2s or 500ms, got %q", v)
+			return
+		}
+		*dst = d
+	}
+}
+
+func (r *reader) positiveDecimal(name string, dst *decimal.Decimal) {
+	if v, ok := r.value(name); ok {
+		d, fe := copytrade.ParseAmount(name, v)
+		if fe != nil {
+			r.err = fe
+			return
+		}
+		if !d.IsPositive() {
+			r.fail(name, "must be positive, got %s", v)
+			return
+		}
+		*dst = d
+	}
+}

@@ -1,0 +1,98 @@
+package system
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"smartcopy/activities"
+	"smartcopy/mailer"
+	"smartcopy/store"
+	"smartcopy/venue/paper"
+	"smartcopy/workflows"
+)
+
+// DialTemporal connects to the Temporal frontend the configuration names,
+// with TLS and an API key or client certificate when configured.
+func DialTemporal(ctx context.Context, cfg Config, logger *slog.Logger) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    log.NewStructuredLogger(logger),
+	}
+	if cfg.TemporalTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
+		}
+		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	} else if cfg.TemporalTLS || cfg.TemporalAPIKey != "" {
+		opts.ConnectionOptions.TLS = &tls.Config{}
+	}
+	if cfg.TemporalAPIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (TEMPORAL_ADDRESS): %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}
+
+// OpenDatabase opens the PostgreSQL pool and checks that it answers.
+func OpenDatabase(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = int32(cfg.DatabaseMaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL (DATABASE_URL): %w", err)
+	}
+	return pool, nil
+}
+
+// NewActivities wires the activities to PostgreSQL, the paper venue and, when
+// SMTP is configured, the mailer.
+func NewActivities(pool *pgxpool.Pool, cfg Config) *activities.Activities {
+	acts := &activities.Activities{
+		Store: store.New(pool, cfg.Workflow.Rules),
+		Venue: paper.New(pool),
+		Rules: cfg.Workflow.Rules,
+	}
+	if cfg.SMTPAddr != "" {
+		acts.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}
+	}
+	return acts
+}
+
+// NewWorker builds a worker on the task queue with the relationship
+// workflow and the activities registered.
+func NewWorker(c client.Client, cfg Config, acts *activities.Activities) worker.Worker {
+	w := worker.New(c, cfg.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: cfg.MaxConcurrentWorkflowTasks,
+	})
+	RegisterWorkflows(w, cfg.Workflow)
+	w.RegisterActivity(acts)
+	return w
+}
+
+// RegisterWorkflows registers the relationship workflow under its name.
+// Tests and the replayer use it too, so the name is registered one way.
+func RegisterWorkflows(r worker.WorkflowRegistry, cfg workflows.Config) {
+	wf := &workflows.Workflows{Config: cfg}
+	r.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
+}

@@ -1,0 +1,594 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"smartcopy/activities"
+	"smartcopy/copytrade"
+)
+
+// Workflows holds the worker's configuration for the workflows it runs.
+type Workflows struct {
+	Config Config
+}
+
+// a is only a typed handle for naming activity methods; the worker
+// registers the real struct.
+var a *activities.Activities
+
+// CopyRelationship is one follower following one trader, from follow to
+// funds released. It is registered under WorkflowName.
+func (w *Workflows) CopyRelationship(ctx workflow.Context, in Input) (Result, error) {
+	r := &relationship{cfg: w.Config}
+	if in.State != nil {
+		r.s = *in.State
+	} else {
+		r.s = State{FollowerID: in.FollowerID, TraderID: in.TraderID, Status: StatusPending}
+	}
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	return r.run(ctx)
+}
+
+// relationship is one run's workflow: the state, the channels it listens on
+// and the mutex that keeps event processing and update handlers from
+// interleaving their activities.
+type relationship struct {
+	cfg      Config // the worker's; used until the follow captures it
+	s        State
+	mu       workflow.Mutex
+	events   workflow.ReceiveChannel
+	risk     workflow.ReceiveChannel
+	wake     workflow.Channel
+	gapTimer workflow.Future
+	gapFired bool
+	// notifying counts notification activities in flight.
+	notifying int
+}
+
+func (r *relationship) setup(ctx workflow.Context) error {
+	r.mu = workflow.NewMutex(ctx)
+	r.events = workflow.GetSignalChannel(ctx, SignalTraderEvent)
+	r.risk = workflow.GetSignalChannel(ctx, SignalCheckRisk)
+	r.wake = workflow.NewBufferedChannel(ctx, 1)
+	if r.s.Held == nil {
+		r.s.Held = map[int64]copytrade.TraderEvent{}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (View, error) {
+		return View{State: r.s, Summary: r.summary()}, nil
+	}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateFollow, r.follow,
+		workflow.UpdateHandlerOptions{Validator: r.validateFollow}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateChangeInvestment, r.changeInvestment,
+		workflow.UpdateHandlerOptions{Validator: r.validateInvestment}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetStopLoss, r.setStopLoss,
+		workflow.UpdateHandlerOptions{Validator: r.validateStopLoss}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateUnfollow, r.unfollow,
+		workflow.UpdateHandlerOptions{Validator: r.validateUnfollow})
+}
+
+// run is the relationship's life: wait for the follow, copy existing
+// positions if asked, then apply trader events until the relationship ends,
+// continuing as new when the history grows long.
+func (r *relationship) run(ctx workflow.Context) (Result, error) {
+	if r.s.Status == StatusPending {
+		followed, err := workflow.AwaitWithTimeout(ctx, r.cfg.FollowTimeout, func() bool {
+			return r.s.Status != StatusPending
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		if !followed {
+			r.s.Status = StatusAbandoned
+			r.publishStatus(ctx)
+		}
+	}
+	for r.s.Status == StatusActive || r.s.Status == StatusStopping {
+		if !r.s.CopiedExisting {
+			r.copyExisting(ctx)
+		}
+		if r.shouldContinueAsNew(ctx) {
+			return Result{}, r.continueAsNew(ctx)
+		}
+		r.waitForWork(ctx)
+		r.applyReady(ctx)
+		if r.s.RiskCheckPending {
+			r.checkRisk(ctx)
+		}
+	}
+	// Let running update handlers answer before the run closes; events
+	// still queued have nothing left to act on.
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return Result{}, err
+	}
+	if err := r.notificationsSent(ctx); err != nil {
+		return Result{}, err
+	}
+	r.drainSignals(ctx)
+	return Result{
+		RelationshipID: r.s.RelationshipID,
+		Status:         r.s.Status,
+		StopReason:     r.s.StopReason,
+		Released:       r.s.Released,
+	}, nil
+}
+
+// waitForWork blocks until a trader event, a risk check, an update's wake-up
+// or the gap timer arrives, then takes everything else already delivered so
+// a burst is applied in one pass.
+func (r *relationship) waitForWork(ctx workflow.Context) {
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
+		var ev copytrade.TraderEvent
+		c.Receive(ctx, &ev)
+		r.enqueue(ctx, ev)
+	})
+	sel.AddReceive(r.risk, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		r.s.RiskCheckPending = true
+	})
+	sel.AddReceive(r.wake, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+	})
+	if r.gapTimer != nil {
+		sel.AddFuture(r.gapTimer, func(workflow.Future) {
+			r.gapTimer = nil
+			r.gapFired = true
+		})
+	}
+	sel.Select(ctx)
+	for sel.HasPending() {
+		sel.Select(ctx)
+	}
+}
+
+// wakeUp makes the main loop look at the state again after an update
+// changed it.
+func (r *relationship) wakeUp() {
+	r.wake.SendAsync(struct{}{})
+}
+
+// drainSignals takes every signal already delivered without blocking, so
+// none is lost across continue-as-new and none is left unread at the end.
+func (r *relationship) drainSignals(ctx workflow.Context) {
+	for {
+		var ev copytrade.TraderEvent
+		if !r.events.ReceiveAsync(&ev) {
+			break
+		}
+		r.enqueue(ctx, ev)
+	}
+	for r.risk.ReceiveAsync(nil) {
+		r.s.RiskCheckPending = true
+	}
+}
+
+// enqueue holds an event until every earlier one of the trader's has been
+// applied. An event at or below the watermark was applied before (R24).
+func (r *relationship) enqueue(ctx workflow.Context, ev copytrade.TraderEvent) {
+	log := workflow.GetLogger(ctx)
+	if err := ev.Validate(); err != nil || ev.Seq <= 0 || ev.TraderID != r.s.TraderID {
+		r.s.Counters.Invalid++
+		log.Warn("dropping invalid trader event", "event_id", ev.EventID, "seq", ev.Seq, "error", err)
+		return
+	}
+	if ev.Seq <= r.s.LastSeq {
+		if r.s.wasSkipped(ev.Seq) {
+			r.s.Counters.Late++
+			log.Warn("dropping trader event that arrived after its gap was skipped", "event_id", ev.EventID, "seq", ev.Seq)
+		} else {
+			r.s.Counters.Duplicates++
+		}
+		return
+	}
+	if _, held := r.s.Held[ev.Seq]; held {
+		r.s.Counters.Duplicates++
+		return
+	}
+	r.s.Held[ev.Seq] = ev
+}
+
+// applyReady applies held events in the trader's order. A gap holds back
+// what follows it for GapHoldBack; then the missing events are recorded as
+// skipped and the rest applied.
+func (r *relationship) applyReady(ctx workflow.Context) {
+	for {
+		next, ok := r.s.Held[r.s.LastSeq+1]
+		if !ok {
+			if len(r.s.Held) == 0 {
+				r.s.GapSince = time.Time{}
+				r.gapFired = false
+				return
+			}
+			if !r.gapFired {
+				r.holdGap(ctx)
+				return
+			}
+			r.skipGap(ctx)
+			continue
+		}
+		delete(r.s.Held, next.Seq)
+		r.s.GapSince = time.Time{}
+		r.gapFired = false
+		r.apply(ctx, next)
+		r.s.LastSeq = next.Seq
+		r.s.Counters.EventsApplied++
+	}
+}
+
+// holdGap starts (or keeps) the timer that bounds how long a gap holds
+// later events back.
+func (r *relationship) holdGap(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	if r.s.GapSince.IsZero() {
+		r.s.GapSince = now
+	}
+	if r.gapTimer != nil {
+		return
+	}
+	wait := r.s.GapSince.Add(r.s.Config.GapHoldBack).Sub(now)
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	r.gapTimer = workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "trader event gap"})
+}
+
+// skipGap gives up on the missing events before the oldest held one.
+func (r *relationship) skipGap(ctx workflow.Context) {
+	oldest := workflow.DeterministicKeys(r.s.Held)[0]
+	for seq := r.s.LastSeq + 1; seq < oldest; seq++ {
+		r.s.noteSkipped(seq)
+		r.s.Counters.GapsSkipped++
+	}
+	workflow.GetLogger(ctx).Warn("skipped missing trader events after holding back",
+		"from_seq", r.s.LastSeq+1, "to_seq", oldest-1, "hold_back", r.s.Config.GapHoldBack)
+	r.s.LastSeq = oldest - 1
+	r.gapFired = false
+	r.s.GapSince = time.Time{}
+}
+
+// apply copies one trader event, under the mutex so an update handler's
+// money moves never interleave with it.
+func (r *relationship) apply(ctx workflow.Context, ev copytrade.TraderEvent) {
+	if err := r.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer r.mu.Unlock()
+	switch r.s.Status {
+	case StatusActive:
+	case StatusStopping:
+		// copy_close: open nothing new, keep following closes and risk
+		// changes of what is still held (R1).
+		if ev.Kind == copytrade.EventOpen {
+			r.s.noteOrder(OrderNote{EventID: ev.EventID, Kind: string(ev.Kind), InstID: ev.InstID, Side: ev.Side, Result: "not copied: relationship is stopping"})
+			return
+		}
+	default:
+		return
+	}
+	switch ev.Kind {
+	case copytrade.EventOpen:
+		r.copyOpen(ctx, ev, false)
+	case copytrade.EventClose:
+		r.copyClose(ctx, ev)
+	case copytrade.EventLeverage, copytrade.EventMargin:
+		r.syncRisk(ctx, ev, 0)
+	}
+	if r.s.Status == StatusActive {
+		r.testStopLoss(ctx)
+	} else if r.s.Status == StatusStopping && len(r.s.Fund.Positions) == 0 {
+		r.finish(ctx)
+	}
+}
+
+func (r *relationship) copyOpen(ctx workflow.Context, ev copytrade.TraderEvent, existing bool) {
+	var out activities.OrderOutcome
+	err := workflow.ExecuteActivity(orderCtx(ctx, fmt.Sprintf("copy open %s %s (event %s)", ev.InstID, ev.Side, ev.EventID)),
+		a.CopyOpen, activities.OpenInput{Rel: r.s.rel(), Event: ev, Investment: r.s.Settings.Investment, Existing: existing}).Get(ctx, &out)
+	if err != nil {
+		r.activityFailed(ctx, "copy open", ev, err)
+		return
+	}
+	r.recordOrder(ctx, ev, out)
+}
+
+func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent) {
+	var out activities.OrderOutcome
+	err := workflow.ExecuteActivity(orderCtx(ctx, fmt.Sprintf("copy close %s %s (event %s)", ev.InstID, ev.Side, ev.EventID)),
+		a.CopyClose, activities.CloseInput{Rel: r.s.rel(), Event: ev}).Get(ctx, &out)
+	if err != nil {
+		r.activityFailed(ctx, "copy close", ev, err)
+		return
+	}
+	r.recordOrder(ctx, ev, out)
+}
+
+// recordOrder takes an order's outcome into the state and tells the
+// follower about a failed copy (R9–R11, R23).
+func (r *relationship) recordOrder(ctx workflow.Context, ev copytrade.TraderEvent, out activities.OrderOutcome) {
+	r.s.Fund = out.Fund
+	note := OrderNote{EventID: ev.EventID, Kind: string(ev.Kind), InstID: ev.InstID, Side: ev.Side}
+	switch {
+	case out.Placed:
+		r.s.Counters.OrdersFilled++
+		note.Result, note.Size, note.Price = "filled", out.Fill.Size, out.Fill.Price
+	case out.Rejection != nil:
+		r.s.Counters.OrdersFailed++
+		note.Result = "failed: " + out.Rejection.Reason
+		r.notify(ctx, activities.NotifyInput{
+			Key:     "notify/" + out.ClientOrderID,
+			Kind:    activities.NotifyCopyFailed,
+			Subject: fmt.Sprintf("Copy of %s's %s %s %s failed: %s", r.s.TraderID, ev.Kind, ev.InstID, ev.Side, out.Rejection.Reason),
+			Body:    out.Rejection.Detail,
+		})
+	default:
+		note.Result = "nothing to do: " + out.Skipped
+	}
+	r.s.noteOrder(note)
+	r.publishDetails(ctx)
+}
+
+// syncRisk copies a leverage or margin change (R15, R16); attempt > 0 is a
+// retry after the follower added funds.
+func (r *relationship) syncRisk(ctx workflow.Context, ev copytrade.TraderEvent, attempt int) bool {
+	key := activities.ClientOrderID(r.s.RelationshipID, ev.EventID)
+	if attempt > 0 {
+		key = fmt.Sprintf("%s/retry-%d", key, attempt)
+	}
+	in := activities.SyncInput{Rel: r.s.rel(), Event: ev, Key: key}
+	summary := fmt.Sprintf("sync %s %s %s (event %s)", ev.Kind, ev.InstID, ev.Side, ev.EventID)
+	var out activities.SyncOutcome
+	fn := a.SyncLeverage
+	if ev.Kind == copytrade.EventMargin {
+		fn = a.SyncMargin
+	}
+	if err := workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in).Get(ctx, &out); err != nil {
+		r.activityFailed(ctx, "sync", ev, err)
+		return false
+	}
+	r.s.Fund = out.Fund
+	note := OrderNote{EventID: ev.EventID, Kind: string(ev.Kind), InstID: ev.InstID, Side: ev.Side, Result: string(out.Result.Status)}
+	if out.Result.Reason != "" {
+		note.Result += ": " + out.Result.Reason
+	}
+	r.s.noteOrder(note)
+	applied := out.Result.Status != "failed"
+	if !applied && attempt == 0 {
+		r.s.PendingSyncs = append(r.s.PendingSyncs, PendingSync{Event: ev})
+		r.notify(ctx, activities.NotifyInput{
+			Key:     "notify/sync/" + key,
+			Kind:    activities.NotifySyncFailed,
+			Subject: fmt.Sprintf("Could not follow %s's %s change on %s %s: %s", r.s.TraderID, ev.Kind, ev.InstID, ev.Side, out.Result.Reason),
+			Body:    out.Result.Detail + " Add funds to the copy fund and the change will be applied again.",
+		})
+	}
+	r.publishDetails(ctx)
+	return applied
+}
+
+// retrySyncs tries the failed syncs again after the follower added funds
+// (R15), in the order they failed.
+func (r *relationship) retrySyncs(ctx workflow.Context) {
+	var still []PendingSync
+	for _, p := range r.s.PendingSyncs {
+		p.Attempts++
+		if !r.syncRisk(ctx, p.Event, r.s.InvestmentChanges*100+p.Attempts) {
+			still = append(still, p)
+		}
+	}
+	r.s.PendingSyncs = still
+}
+
+// copyExisting copies the trader's positions at follow time at market (R5).
+func (r *relationship) copyExisting(ctx workflow.Context) {
+	if err := r.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer r.mu.Unlock()
+	r.s.CopiedExisting = true
+	if !r.s.Settings.CopyExisting || r.s.Status != StatusActive {
+		r.s.TraderBook = nil
+		return
+	}
+	for _, p := range r.s.TraderBook {
+		ev := copytrade.TraderEvent{
+			EventID:    fmt.Sprintf("existing-%s-%s", p.InstID, p.Side),
+			TraderID:   r.s.TraderID,
+			Kind:       copytrade.EventOpen,
+			InstID:     p.InstID,
+			Side:       p.Side,
+			MarginMode: p.MarginMode,
+			Leverage:   p.Leverage,
+			Margin:     p.Margin,
+			Equity:     r.s.TraderEquity,
+			Size:       p.Size,
+		}
+		r.copyOpen(ctx, ev, true)
+	}
+	r.s.TraderBook = nil
+	r.testStopLoss(ctx)
+}
+
+// checkRisk reads the fund at the latest mark prices and tests the stop
+// loss (R21: the risk sweep asked).
+func (r *relationship) checkRisk(ctx workflow.Context) {
+	r.s.RiskCheckPending = false
+	if err := r.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer r.mu.Unlock()
+	if r.s.Status != StatusActive {
+		return
+	}
+	var fund activities.Fund
+	if err := workflow.ExecuteActivity(ioCtx(ctx, "read fund at mark"), a.ReadFund, r.s.RelationshipID).Get(ctx, &fund); err != nil {
+		workflow.GetLogger(ctx).Error("risk check failed", "error", err)
+		return
+	}
+	r.s.Fund = fund
+	r.testStopLoss(ctx)
+	r.publishDetails(ctx)
+}
+
+// testStopLoss stops the relationship when net PnL has reached the stop
+// loss (R20). The caller holds the mutex.
+func (r *relationship) testStopLoss(ctx workflow.Context) {
+	if r.s.Status != StatusActive {
+		return
+	}
+	if !copytrade.StopLossBreached(r.s.Fund.Figures.NetPnL, r.s.Settings.StopLoss) {
+		return
+	}
+	r.notify(ctx, activities.NotifyInput{
+		Key:     "notify/stop-loss/" + r.s.RelationshipID,
+		Kind:    activities.NotifyStopLoss,
+		Subject: fmt.Sprintf("Stop loss reached: you no longer follow %s", r.s.TraderID),
+		Body: fmt.Sprintf("Net PnL %s USDT reached your stop loss of %s USDT. Positions are handled per your setting %s.",
+			r.s.Fund.Figures.NetPnL.StringFixed(2), r.s.Settings.StopLoss.StringFixed(2), r.s.Settings.StopMode),
+	})
+	r.stop(ctx, StopLoss)
+}
+
+// stop moves an active relationship to stopping and handles its positions
+// per the stop setting (R1, R20, R22). The caller holds the mutex.
+func (r *relationship) stop(ctx workflow.Context, reason string) {
+	if r.s.Status != StatusActive {
+		return
+	}
+	r.s.Status = StatusStopping
+	r.s.StopReason = reason
+	r.publishStatus(ctx)
+	switch r.s.Settings.StopMode {
+	case copytrade.ManualClose:
+		var fund activities.Fund
+		if err := workflow.ExecuteActivity(orderCtx(ctx, "hand positions over to the follower's account"), a.HandOver, r.s.rel()).Get(ctx, &fund); err != nil {
+			workflow.GetLogger(ctx).Error("hand over failed", "error", err)
+			return
+		}
+		r.s.Fund = fund
+	case copytrade.CopyClose:
+		// Positions close as the trader closes; finish once flat.
+	default:
+		var out activities.CloseAllOutcome
+		if err := workflow.ExecuteActivity(orderCtx(ctx, "close every position at market ("+reason+")"), a.CloseAll,
+			activities.CloseAllInput{Rel: r.s.rel(), Reason: reason}).Get(ctx, &out); err != nil {
+			workflow.GetLogger(ctx).Error("close all failed", "error", err)
+			return
+		}
+		r.s.Fund = out.Fund
+	}
+	if len(r.s.Fund.Positions) == 0 {
+		r.finish(ctx)
+	}
+	r.wakeUp()
+}
+
+// finish releases what is left in the copy fund and ends the relationship
+// (R19). The caller holds the mutex.
+func (r *relationship) finish(ctx workflow.Context) {
+	amount := r.s.Released
+	if err := workflow.ExecuteActivity(ioCtx(ctx, "release the copy fund"), a.Release, r.s.rel()).Get(ctx, &amount); err != nil {
+		workflow.GetLogger(ctx).Error("release failed", "error", err)
+		return
+	}
+	r.s.Released = amount
+	r.s.Status = StatusEnded
+	r.s.Fund.Figures = copytrade.Figures{}
+	r.publishStatus(ctx)
+	r.notify(ctx, activities.NotifyInput{
+		Key:     "notify/released/" + r.s.RelationshipID,
+		Kind:    activities.NotifyReleased,
+		Subject: fmt.Sprintf("Copy trading with %s ended: %s USDT released", r.s.TraderID, amount.StringFixed(2)),
+		Body:    fmt.Sprintf("%s USDT went back to your available balance.", amount.StringFixed(8)),
+	})
+	r.wakeUp()
+}
+
+// notify sends a notification without holding up the trading path: the
+// activity runs on its own, and the run waits for all of them only before
+// it closes or continues as new.
+func (r *relationship) notify(ctx workflow.Context, n activities.NotifyInput) {
+	n.FollowerID = r.s.FollowerID
+	n.RelationshipID = r.s.RelationshipID
+	f := workflow.ExecuteActivity(notifyCtx(ctx, "notify: "+n.Kind), a.Notify, n)
+	r.notifying++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("notification failed", "key", n.Key, "error", err)
+		}
+		r.notifying--
+	})
+}
+
+// notificationsSent waits for the notifications in flight.
+func (r *relationship) notificationsSent(ctx workflow.Context) error {
+	return workflow.Await(ctx, func() bool { return r.notifying == 0 })
+}
+
+// activityFailed handles an activity error that retries did not fix. Order
+// activities retry without limit, so this is a cancellation or a refusal:
+// the event is recorded as not copied and the relationship goes on.
+func (r *relationship) activityFailed(ctx workflow.Context, what string, ev copytrade.TraderEvent, err error) {
+	r.s.Counters.OrdersFailed++
+	r.s.noteOrder(OrderNote{EventID: ev.EventID, Kind: string(ev.Kind), InstID: ev.InstID, Side: ev.Side, Result: "error: " + err.Error()})
+	workflow.GetLogger(ctx).Error(what+" failed", "event_id", ev.EventID, "error", err)
+}
+
+// shouldContinueAsNew reports whether this run's history is long enough to
+// hand over to a new run, and nothing is mid-flight.
+func (r *relationship) shouldContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	long := info.GetContinueAsNewSuggested() ||
+		(r.s.Config.HistoryLimit > 0 && info.GetCurrentHistoryLength() >= r.s.Config.HistoryLimit)
+	return long
+}
+
+// continueAsNew carries the whole state into a new run, after every update
+// handler has answered and every delivered signal is in the state.
+func (r *relationship) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	if err := r.notificationsSent(ctx); err != nil {
+		return err
+	}
+	r.drainSignals(ctx)
+	r.s.Counters.ContinuedAsNew++
+	return workflow.NewContinueAsNewError(ctx, WorkflowName, Input{FollowerID: r.s.FollowerID, TraderID: r.s.TraderID, State: &r.s})
+}
+
+// publishStatus records a status change everywhere an operator or the
+// product looks: the search attribute, the UI details and the projection.
+func (r *relationship) publishStatus(ctx workflow.Context) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchCopyStatus.ValueSet(string(r.s.Status))); err != nil {
+		workflow.GetLogger(ctx).Error("upsert CopyStatus failed", "error", err)
+	}
+	r.publishDetails(ctx)
+	if r.s.RelationshipID == "" || r.s.Status == StatusEnded || r.s.Status == StatusRefused || r.s.Status == StatusAbandoned {
+		// Release ends the projection row itself; refused and abandoned
+		// relationships never had one.
+		return
+	}
+	err := workflow.ExecuteActivity(ioCtx(ctx, "record status "+string(r.s.Status)), a.SetStatus,
+		activities.StatusInput{RelationshipID: r.s.RelationshipID, Status: string(r.s.Status), Reason: r.s.StopReason}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("record status failed", "error", err)
+	}
+}
+
+func (r *relationship) publishDetails(ctx workflow.Context) {
+	workflow.SetCurrentDetails(ctx, r.summary())
+}
+
