@@ -129,6 +129,15 @@ const (
 	ReasonNoPosition         = "no_position"
 	ReasonMarginModeMismatch = "margin_mode_mismatch"
 	ReasonMarginBelowZero    = "margin_below_zero"
+	// ReasonInvalidSize: an order size that is not a positive whole number
+	// of lots, or an open below the instrument's minimum size.
+	ReasonInvalidSize = "invalid_size"
+	// ReasonNoMarkPrice: the venue has no mark price for the instrument
+	// yet, so it cannot fill a market order.
+	ReasonNoMarkPrice = "no_mark_price"
+	// ReasonMarginBelowMaintenance: removing margin would leave an
+	// isolated position with less than its maintenance margin (R16).
+	ReasonMarginBelowMaintenance = "margin_below_maintenance"
 )
 
 // Rejection is a copy that the rules refuse: a reason code from the list
