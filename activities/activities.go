@@ -12,6 +12,7 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"smartcopy/copytrade"
@@ -29,6 +30,8 @@ type Activities struct {
 	Rules  copytrade.Rules
 	// Metrics counts what happens; nil counts nothing.
 	Metrics Metrics
+	// Temporal lets the stop-loss sweep signal relationships.
+	Temporal client.Client
 }
 
 // Metrics receives smartcopy's own counters from activities.

@@ -18,12 +18,6 @@ func ClientOrderID(relationshipID, eventID string) string {
 	return relationshipID + ":" + eventID
 }
 
-// Reasons of a copy order that was not placed and that copytrade does not
-// name, because they come from the venue's state rather than the rules.
-const (
-	ReasonNoMarkPrice = "no_mark_price"
-)
-
 // Sizing is what produced an open's size, stored with the order so the
 // follower can see why their margin differs from the trader's (R26).
 type Sizing struct {
@@ -90,7 +84,7 @@ func (a *Activities) CopyOpen(ctx context.Context, in OpenInput) (OrderOutcome, 
 	price, err := a.Venue.MarkPrice(ctx, ev.InstID)
 	if errors.Is(err, venue.ErrNoMarkPrice) {
 		return a.rejectOrder(ctx, in.Rel, req, out, &copytrade.Rejection{
-			Reason: ReasonNoMarkPrice, Detail: fmt.Sprintf("%s has no mark price yet", ev.InstID)})
+			Reason: copytrade.ReasonNoMarkPrice, Detail: fmt.Sprintf("%s has no mark price yet", ev.InstID)})
 	}
 	if err != nil {
 		return out, err

@@ -7,14 +7,23 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// SetMarkPrice sets an instrument's latest mark price.
+// MarkPriceChannel is the PostgreSQL notification channel a mark price
+// change is announced on, so the risk sweep reacts at once instead of on
+// its next tick (R21).
+const MarkPriceChannel = "smartcopy_mark_prices"
+
+// SetMarkPrice sets an instrument's latest mark price and announces the
+// change on MarkPriceChannel when the transaction commits.
 func (s *Store) SetMarkPrice(ctx context.Context, instID string, price decimal.Decimal) error {
 	if !price.IsPositive() {
 		return fieldErr("price", "must be positive, got %s", price)
 	}
-	tag, err := s.pool.Exec(ctx, `insert into mark_prices (inst_id, price)
-		select id, $2 from instruments where id = $1
-		on conflict (inst_id) do update set price = excluded.price, updated_at = now()`, instID, price)
+	tag, err := s.pool.Exec(ctx, `with set as (
+			insert into mark_prices (inst_id, price)
+			select id, $2 from instruments where id = $1
+			on conflict (inst_id) do update set price = excluded.price, updated_at = now()
+			returning inst_id)
+		select pg_notify($3, inst_id) from set`, instID, price, MarkPriceChannel)
 	if err != nil {
 		return fail(err, "set mark price of %s", instID)
 	}

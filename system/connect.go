@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -64,13 +65,15 @@ func OpenDatabase(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// NewActivities wires the activities to PostgreSQL, the paper venue and, when
-// SMTP is configured, the mailer.
-func NewActivities(pool *pgxpool.Pool, cfg Config) *activities.Activities {
+// NewActivities wires the activities to PostgreSQL, the paper venue,
+// Temporal (for the stop-loss sweep's signals) and, when SMTP is
+// configured, the mailer.
+func NewActivities(pool *pgxpool.Pool, c client.Client, cfg Config) *activities.Activities {
 	acts := &activities.Activities{
-		Store: store.New(pool, cfg.Workflow.Rules),
-		Venue: paper.New(pool),
-		Rules: cfg.Workflow.Rules,
+		Store:    store.New(pool, cfg.Workflow.Rules),
+		Venue:    paper.New(pool),
+		Rules:    cfg.Workflow.Rules,
+		Temporal: c,
 	}
 	if cfg.SMTPAddr != "" {
 		acts.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}
@@ -90,9 +93,27 @@ func NewWorker(c client.Client, cfg Config, acts *activities.Activities) worker.
 	return w
 }
 
-// RegisterWorkflows registers the relationship workflow under its name.
-// Tests and the replayer use it too, so the name is registered one way.
+// RegisterWorkflows registers the relationship workflow and the risk sweep
+// under their names. Tests and the replayer use it too, so the names are
+// registered one way.
 func RegisterWorkflows(r worker.WorkflowRegistry, cfg workflows.Config) {
 	wf := &workflows.Workflows{Config: cfg}
 	r.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.RiskSweep, workflow.RegisterOptions{Name: workflows.RiskSweepName})
+}
+
+// StartRiskSweep makes sure the task queue's stop-loss sweep runs: starting
+// it when none runs, leaving a running one alone, so every worker can call
+// it at start-up.
+func StartRiskSweep(ctx context.Context, c client.Client, cfg Config) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.RiskSweepID(cfg.TaskQueue),
+		TaskQueue:                cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "stop-loss sweep: signals relationships whose net PnL reached their stop loss",
+	}, workflows.RiskSweepName, workflows.RiskSweepInput{Interval: cfg.RiskSweepInterval})
+	if err != nil {
+		return fmt.Errorf("start the stop-loss sweep: %w", err)
+	}
+	return nil
 }

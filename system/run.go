@@ -43,9 +43,13 @@ func RunWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	w := NewWorker(c, cfg, NewActivities(pool, cfg))
+	w := NewWorker(c, cfg, NewActivities(pool, c, cfg))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	if err := StartRiskSweep(ctx, c, cfg); err != nil {
+		w.Stop()
+		return err
 	}
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
 	<-ctx.Done()

@@ -8,6 +8,7 @@ import (
 
 	"smartcopy/activities"
 	"smartcopy/copytrade"
+	"smartcopy/venue"
 )
 
 // Workflows holds the worker's configuration for the workflows it runs.
@@ -364,8 +365,10 @@ func (r *relationship) syncRisk(ctx workflow.Context, ev copytrade.TraderEvent, 
 		note.Result += ": " + out.Result.Reason
 	}
 	r.s.noteOrder(note)
-	applied := out.Result.Status != "failed"
-	if !applied && attempt == 0 {
+	applied := out.Result.Status != venue.SyncFailed
+	// Only a shortfall can be fixed by adding funds (R15, R16); a refusal
+	// such as leverage above the maximum would fail on every retry.
+	if !applied && attempt == 0 && out.Result.Reason == copytrade.ReasonInsufficientFunds {
 		r.s.PendingSyncs = append(r.s.PendingSyncs, PendingSync{Event: ev})
 		r.notify(ctx, activities.NotifyInput{
 			Key:     "notify/sync/" + key,
@@ -591,4 +594,3 @@ func (r *relationship) publishStatus(ctx workflow.Context) {
 func (r *relationship) publishDetails(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, r.summary())
 }
-

@@ -77,18 +77,18 @@ type Counters struct {
 // State is everything a relationship is, in one serializable struct that
 // crosses continue-as-new.
 type State struct {
-	RelationshipID string            `json:"relationship_id"`
-	FollowerID     string            `json:"follower_id"`
-	TraderID       string            `json:"trader_id"`
-	Status         Status            `json:"status"`
-	StopReason     string            `json:"stop_reason,omitempty"`
-	Settings       Settings          `json:"settings"`
-	Config         Config            `json:"config"`
-	Fund           activities.Fund   `json:"fund"`
-	Released       decimal.Decimal   `json:"released,omitzero"`
-	CopiedExisting bool              `json:"copied_existing"`
+	RelationshipID string               `json:"relationship_id"`
+	FollowerID     string               `json:"follower_id"`
+	TraderID       string               `json:"trader_id"`
+	Status         Status               `json:"status"`
+	StopReason     string               `json:"stop_reason,omitempty"`
+	Settings       Settings             `json:"settings"`
+	Config         Config               `json:"config"`
+	Fund           activities.Fund      `json:"fund"`
+	Released       decimal.Decimal      `json:"released,omitzero"`
+	CopiedExisting bool                 `json:"copied_existing"`
 	TraderBook     []copytrade.Position `json:"trader_book,omitempty"`
-	TraderEquity   decimal.Decimal   `json:"trader_equity,omitzero"`
+	TraderEquity   decimal.Decimal      `json:"trader_equity,omitzero"`
 
 	// LastSeq is the trader's sequence number of the last event applied:
 	// an event at or below it is a duplicate (R24).
