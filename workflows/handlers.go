@@ -61,7 +61,12 @@ func (r *relationship) follow(ctx workflow.Context, req copytrade.FollowRequest)
 		return FollowResult{}, err
 	}
 	r.s.RelationshipID = relID
-	r.s.Config = r.cfg
+	// The worker's configuration enters the relationship through a side
+	// effect, so it is recorded in history: a replay on a worker configured
+	// differently still sees the values this relationship started with.
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return r.cfg }).Get(&r.s.Config); err != nil {
+		return FollowResult{}, err
+	}
 	r.s.Settings = Settings{Investment: req.Investment, CopyExisting: req.CopyExisting, StopLoss: req.StopLoss, StopMode: req.StopMode}
 	r.s.LastSeq = out.TraderSeq
 	r.s.Fund = out.Fund

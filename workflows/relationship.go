@@ -103,7 +103,10 @@ func (r *relationship) run(ctx workflow.Context) (Result, error) {
 		if r.shouldContinueAsNew(ctx) {
 			return Result{}, r.continueAsNew(ctx)
 		}
-		r.waitForWork(ctx)
+		r.drainSignals(ctx)
+		if !r.hasWork() {
+			r.waitForWork(ctx)
+		}
 		r.applyReady(ctx)
 		if r.s.RiskCheckPending {
 			r.checkRisk(ctx)
@@ -153,6 +156,14 @@ func (r *relationship) waitForWork(ctx workflow.Context) {
 	for sel.HasPending() {
 		sel.Select(ctx)
 	}
+}
+
+// hasWork reports whether the main loop can act without waiting: the next
+// event in sequence is held (after continue-as-new, or a burst), a risk
+// check is asked for, or the gap timer fired.
+func (r *relationship) hasWork() bool {
+	_, next := r.s.Held[r.s.LastSeq+1]
+	return next || r.s.RiskCheckPending || r.gapFired
 }
 
 // wakeUp makes the main loop look at the state again after an update
@@ -226,6 +237,12 @@ func (r *relationship) applyReady(ctx workflow.Context) {
 		r.apply(ctx, next)
 		r.s.LastSeq = next.Seq
 		r.s.Counters.EventsApplied++
+		if r.shouldContinueAsNew(ctx) {
+			// A burst of events must not carry the history far past
+			// the server's suggestion: the rest stay held and cross
+			// into the next run.
+			return
+		}
 	}
 }
 
