@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"smartcopy/api"
+	"smartcopy/audit"
 	"smartcopy/copytrade"
 	"smartcopy/store"
 	"smartcopy/system"
@@ -507,27 +508,25 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {
 	f := newFlags("audit")
+	settle := f.Duration("settle", 5*time.Second, "how long a live relationship's workflow may disagree with PostgreSQL (an order in flight) before it counts")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	s, err := e.store(ctx)
+	if *settle <= 0 {
+		return usageError{fmt.Sprintf("-settle: must be a positive duration such as 5s, got %s", *settle)}
+	}
+	c, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
-	rep, err := s.Audit(ctx)
+	rep, err := audit.Run(ctx, c, audit.Options{Settle: *settle})
 	if err != nil {
 		return err
 	}
-	for _, c := range rep.Checks {
-		e.printf("checked: %v\n", c)
-	}
-	for _, d := range rep.Differences {
-		e.printf("DIFFERENCE: %s\n", d)
-	}
+	rep.Print(e.out)
 	if !rep.OK() {
 		return fmt.Errorf("audit found %d difference(s)", len(rep.Differences))
 	}
-	e.printf("audit passed\n")
 	return nil
 }
 
