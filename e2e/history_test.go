@@ -208,7 +208,7 @@ func TestHistoryFailuresAndManualClose(t *testing.T) {
 // repeating an event: a low history limit forces several runs.
 func TestHistoryContinueAsNew(t *testing.T) {
 	ctx := context.Background()
-	e := testenv.New(t, server, testenv.Options{Configure: func(c *system.Config) { c.Workflow.HistoryLimit = 80 }})
+	e := testenv.New(t, server, testenv.Options{Configure: func(c *system.Config) { c.Workflow.HistoryLimit = 40 }})
 	trader, f := e.ID("trader"), e.ID("dave")
 	setup(t, e, trader, map[string]string{f: "5000"})
 	res, err := e.API.Follow(ctx, copytrade.FollowRequest{FollowerID: f, TraderID: trader, Investment: d("1000")})
@@ -226,7 +226,7 @@ func TestHistoryContinueAsNew(t *testing.T) {
 	}
 	st := e.WaitApplied(ctx, f, trader, last)
 	if st.Counters.ContinuedAsNew < 2 {
-		t.Errorf("want at least 2 continue-as-new with a history limit of 80, got %d", st.Counters.ContinuedAsNew)
+		t.Errorf("want at least 2 continue-as-new with a history limit of 40, got %d", st.Counters.ContinuedAsNew)
 	}
 	if st.Counters.EventsApplied != 30 || st.Counters.Duplicates != 0 {
 		t.Errorf("counters after continue-as-new: %+v", st.Counters)

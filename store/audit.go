@@ -102,6 +102,22 @@ var auditQueries = []auditQuery{
 			from r order by id`,
 	},
 	{
+		name:     "fund totals",
+		compared: "each relationship's running realized PnL and fees (fund_totals) against the sums of its filled orders",
+		sql: `with o as (
+				select relationship_id, sum(gross_pnl) as realized, sum(fee) as fees, count(*) as fills
+				from orders where status = 'filled' group by relationship_id
+			)
+			select case when t.relationship_id is null or o.relationship_id is null
+					or t.realized_pnl <> o.realized or t.fees <> o.fees or t.fills <> o.fills
+				then format('relationship %s: totals realized %s, fees %s over %s fills, but its orders realized %s, fees %s over %s fills',
+					coalesce(t.relationship_id, o.relationship_id), t.realized_pnl, t.fees, t.fills, o.realized, o.fees, o.fills)
+				else '' end
+			from fund_totals t full join o on o.relationship_id = t.relationship_id
+			where coalesce(t.fills, 0) <> 0 or o.relationship_id is not null
+			order by coalesce(t.relationship_id, o.relationship_id)`,
+	},
+	{
 		name:     "venue fees",
 		compared: "the venue's fee account against the fees of all filled orders",
 		sql: `select case when a.balance <> o.fees

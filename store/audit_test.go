@@ -98,6 +98,12 @@ func TestAudit(t *testing.T) {
 	}
 	f.exec(`update ledger_accounts set balance = balance - 1 where id = 'fund:r1'`)
 
+	// Running totals that drifted from the orders they sum.
+	f.exec(`update fund_totals set fees = fees + 0.01 where relationship_id = 'r1'`)
+	report = audit(t, f)
+	wantDiff(t, report, "fund totals: relationship r1: totals realized")
+	f.exec(`update fund_totals set fees = fees - 0.01 where relationship_id = 'r1'`)
+
 	// A fee recorded on an order but never charged.
 	f.exec(`insert into orders (client_order_id, relationship_id, follower_id, trader_id, trader_event_id, inst_id, side, action, status, fee)
 		values ('o4', 'r1', 'alice', 't1', 'e4', 'BTC-USDT-SWAP', 'long', 'open', 'filled', 0.3)`)

@@ -60,7 +60,7 @@ type Breach struct {
 }
 
 // stopLossBreachesSQL computes every active relationship's net PnL in one
-// pass: realized PnL less fees from its filled orders plus unrealized PnL
+// pass: realized PnL less fees from its fund totals plus unrealized PnL
 // of its positions at the latest mark. Each aggregate is grouped once per
 // relationship, not queried per relationship, so one scan serves every
 // relationship after a price move (R21). Unrealized PnL is rounded per
@@ -73,10 +73,8 @@ with live as (
 	from relationships
 	where status = 'active' and stop_loss > 0
 ), realized as (
-	select o.relationship_id, sum(o.gross_pnl) - sum(o.fee) as net
-	from orders o join live l on l.id = o.relationship_id
-	where o.status = 'filled'
-	group by o.relationship_id
+	select t.relationship_id, t.realized_pnl - t.fees as net
+	from fund_totals t join live l on l.id = t.relationship_id
 ), unrealized as (
 	select p.relationship_id,
 		sum(round((m.price - p.avg_price) * p.size * i.ct_val * case p.side when 'long' then 1 else -1 end, 8)) as pnl

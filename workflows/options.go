@@ -66,3 +66,18 @@ func notifyCtx(ctx workflow.Context, summary string) workflow.Context {
 		Summary: summary,
 	})
 }
+
+// orderLocalCtx is for the copy path (CopyOpen, CopyClose, SyncLeverage,
+// SyncMargin) run as local activities: the same timeout and retries as
+// orderCtx. A copy is one short database transaction, so running it inside
+// the workflow task saves the round trip through the server's activity
+// queue and four history events per copied event. Retries longer than the
+// SDK's local retry threshold wait on a durable timer, so a long outage is
+// survived the same way.
+func orderLocalCtx(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         orderRetry,
+		Summary:             summary,
+	})
+}

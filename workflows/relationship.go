@@ -313,7 +313,7 @@ func (r *relationship) apply(ctx workflow.Context, ev copytrade.TraderEvent) {
 
 func (r *relationship) copyOpen(ctx workflow.Context, ev copytrade.TraderEvent, existing bool) {
 	var out activities.OrderOutcome
-	err := workflow.ExecuteActivity(orderCtx(ctx, fmt.Sprintf("copy open %s %s (event %s)", ev.InstID, ev.Side, ev.EventID)),
+	err := r.copyActivity(ctx, fmt.Sprintf("copy open %s %s (event %s)", ev.InstID, ev.Side, ev.EventID),
 		a.CopyOpen, activities.OpenInput{Rel: r.s.rel(), Event: ev, Investment: r.s.Settings.Investment, Existing: existing}).Get(ctx, &out)
 	if err != nil {
 		r.activityFailed(ctx, "copy open", ev, err)
@@ -324,13 +324,30 @@ func (r *relationship) copyOpen(ctx workflow.Context, ev copytrade.TraderEvent, 
 
 func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent) {
 	var out activities.OrderOutcome
-	err := workflow.ExecuteActivity(orderCtx(ctx, fmt.Sprintf("copy close %s %s (event %s)", ev.InstID, ev.Side, ev.EventID)),
+	err := r.copyActivity(ctx, fmt.Sprintf("copy close %s %s (event %s)", ev.InstID, ev.Side, ev.EventID),
 		a.CopyClose, activities.CloseInput{Rel: r.s.rel(), Event: ev}).Get(ctx, &out)
 	if err != nil {
 		r.activityFailed(ctx, "copy close", ev, err)
 		return
 	}
 	r.recordOrder(ctx, ev, out)
+}
+
+// Versions of the workflow code, for workflow.GetVersion: a running
+// relationship replays the code path it started on.
+const (
+	// versionLocalCopies: the copy path runs as local activities.
+	versionLocalCopies = "local-copy-activities"
+)
+
+// copyActivity runs one step of the copy path. Relationships that started
+// before versionLocalCopies keep running it as a regular activity, so their
+// histories replay unchanged.
+func (r *relationship) copyActivity(ctx workflow.Context, summary string, fn any, in any) workflow.Future {
+	if workflow.GetVersion(ctx, versionLocalCopies, workflow.DefaultVersion, 1) == 1 {
+		return workflow.ExecuteLocalActivity(orderLocalCtx(ctx, summary), fn, in)
+	}
+	return workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in)
 }
 
 // recordOrder takes an order's outcome into the state and tells the
@@ -372,7 +389,7 @@ func (r *relationship) syncRisk(ctx workflow.Context, ev copytrade.TraderEvent, 
 	if ev.Kind == copytrade.EventMargin {
 		fn = a.SyncMargin
 	}
-	if err := workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in).Get(ctx, &out); err != nil {
+	if err := r.copyActivity(ctx, summary, fn, in).Get(ctx, &out); err != nil {
 		r.activityFailed(ctx, "sync", ev, err)
 		return false
 	}
