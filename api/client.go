@@ -12,7 +12,9 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"smartcopy/copytrade"
@@ -189,4 +191,52 @@ func parseFieldError(msg string) *copytrade.FieldError {
 		}
 	}
 	return &copytrade.FieldError{Field: field, Reason: reason}
+}
+
+// Found is one relationship workflow a visibility query found.
+type Found struct {
+	WorkflowID string
+	RunID      string
+	TraderID   string
+	FollowerID string
+	CopyStatus string
+	Running    bool
+}
+
+// Find lists relationship workflows matching a Temporal visibility query,
+// such as `TraderID = "t1" AND CopyStatus = "active"`: the same query an
+// operator types in the Temporal UI.
+func (c *Client) Find(ctx context.Context, query string) ([]Found, error) {
+	var out []Found
+	var token []byte
+	for {
+		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: query, NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("query %q: %w", query, err)
+		}
+		for _, ex := range resp.GetExecutions() {
+			f := Found{
+				WorkflowID: ex.GetExecution().GetWorkflowId(),
+				RunID:      ex.GetExecution().GetRunId(),
+				Running:    ex.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING,
+			}
+			sa := ex.GetSearchAttributes().GetIndexedFields()
+			for name, dst := range map[string]*string{
+				workflows.SearchTraderID.GetName():   &f.TraderID,
+				workflows.SearchFollowerID.GetName(): &f.FollowerID,
+				workflows.SearchCopyStatus.GetName(): &f.CopyStatus,
+			} {
+				if p, ok := sa[name]; ok {
+					_ = converter.GetDefaultDataConverter().FromPayload(p, dst)
+				}
+			}
+			out = append(out, f)
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
 }

@@ -426,6 +426,39 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
+func cmdFind(ctx context.Context, e *env, args []string) error {
+	f := newFlags("find")
+	query := f.String("query", "", `Temporal visibility query, e.g. TraderID="t1" AND CopyStatus="active"`)
+	trader := f.String("trader", "", "shorthand: the live relationships of this trader")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *query == "" && *trader == "":
+		return usageError{"give -query or -trader"}
+	case *query == "":
+		if err := f.id("trader", trader); err != nil {
+			return err
+		}
+		*query = fmt.Sprintf("%s = %q AND %s = %q", workflows.SearchTraderID.GetName(), *trader,
+			workflows.SearchCopyStatus.GetName(), workflows.StatusActive)
+	}
+	c, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
+	found, err := c.Find(ctx, *query)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKFLOW\tFOLLOWER\tTRADER\tCOPY STATUS\tRUNNING")
+	for _, x := range found {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", x.WorkflowID, x.FollowerID, x.TraderID, x.CopyStatus, x.Running)
+	}
+	return tw.Flush()
+}
+
 func cmdInbox(ctx context.Context, e *env, args []string) error {
 	f := newFlags("inbox")
 	follower := f.String("follower", "", "follower id")
