@@ -9,9 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -98,11 +96,6 @@ func (a *Activities) fund(ctx context.Context, relID string) (Fund, error) {
 		return Fund{}, fmt.Errorf("read fund of %s: %w", relID, err)
 	}
 	return Fund{Figures: fig, Positions: pos}, nil
-}
-
-func (a *Activities) logger(ctx context.Context) *slog.Logger {
-	return slog.Default().With("activity", activity.GetInfo(ctx).ActivityType.Name,
-		"workflow_id", activity.GetInfo(ctx).WorkflowExecution.ID)
 }
 
 // FollowInput opens a relationship.

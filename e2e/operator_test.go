@@ -101,12 +101,12 @@ func TestPublishNeverRestartsAnEndedRelationship(t *testing.T) {
 	if rep.Delivered != 0 || rep.Ended != 1 {
 		t.Errorf("late event: delivered %d, ended %d; want 0 and 1", rep.Delivered, rep.Ended)
 	}
-	desc, err := e.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(f, trader), "")
+	desc, err := e.Client.DescribeWorkflow(ctx, workflows.WorkflowID(f, trader), "")
 	must(t, err)
-	if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	if st := desc.Status; st != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Errorf("the ended relationship's workflow is %s, want it still completed", st)
 	}
-	if id := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(); id != res.RelationshipID {
+	if id := desc.WorkflowExecution.RunID; id != res.RelationshipID {
 		t.Errorf("latest run %s, want the original %s: a new run was started", id, res.RelationshipID)
 	}
 	// A retried publish is harmless too.

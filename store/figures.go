@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"smartcopy/copytrade"
@@ -62,14 +61,4 @@ func figures(ctx context.Context, q querier, relID string) (copytrade.Figures, [
 		return copytrade.Figures{}, nil, err
 	}
 	return copytrade.FundFigures(fund, positions, instruments, marks), positions, nil
-}
-
-// relationshipPositions are a relationship's open positions on the venue.
-func relationshipPositions(ctx context.Context, q querier, relID string) ([]copytrade.Position, error) {
-	rows, err := q.Query(ctx, `select inst_id, side, size, avg_price, leverage, margin_mode, margin
-		from positions where relationship_id = $1 and size > 0 order by inst_id, side`, relID)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, scanPosition)
 }
