@@ -26,7 +26,7 @@ import (
 type TemporalOptions struct {
 	SearchAttributes []string // registered as Keyword
 	UI               bool     // Web UI on (run command) or off (tests)
-	UIPort           int      // 0 = frontend port + 1000 (8233 for 7233), or a free port when Port is 0 too
+	UIPort           int      // 0 = frontend port + 1000 (8233 for 7233) if free, else any free port
 	Port             int      // frontend gRPC port; 0 = pick a free port
 	DBFile           string   // "" = in memory; else a SQLite file that survives restarts
 	Namespace        string   // default "default"
@@ -297,8 +297,8 @@ func (t *Temporal) Stop() error {
 	}
 }
 
-// Restart stops the server and starts it again on the same ports and DB file,
-// as a crash and recovery would. An in-memory server comes back empty.
+// Restart stops the server (gracefully, with an interrupt) and starts it
+// again on the same ports and DB file. An in-memory server comes back empty.
 func (t *Temporal) Restart(ctx context.Context) error {
 	if err := t.Stop(); err != nil {
 		return err
