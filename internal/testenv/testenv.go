@@ -34,8 +34,8 @@ import (
 func StartTemporal(ctx context.Context) (*devstack.Temporal, error) {
 	return devstack.StartTemporal(ctx, devstack.TemporalOptions{
 		SearchAttributes: workflows.SearchAttributeNames,
-		Stdout:           os.Stderr,
-		Stderr:           os.Stderr,
+		// The server's errors help when a test fails; its banner does not.
+		Stderr: os.Stderr,
 	})
 }
 
