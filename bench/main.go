@@ -46,6 +46,8 @@ type options struct {
 	wfPollers        int
 	actPollers       int
 	stickyCache      int
+	noGzip           bool
+	followTimeout    time.Duration
 	baselines        string
 	temporalAddress  string
 	namespace        string
@@ -76,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	f.IntVar(&o.wfPollers, "wf-pollers", 0, "worker MaxConcurrentWorkflowTaskPollers (0: SDK default; set: the bench builds the worker itself)")
 	f.IntVar(&o.actPollers, "act-pollers", 0, "worker MaxConcurrentActivityTaskPollers (0: SDK default; set: the bench builds the worker itself)")
 	f.IntVar(&o.stickyCache, "sticky-cache", 0, "worker.SetStickyWorkflowCacheSize (0: SDK default 10,000)")
+	f.BoolVar(&o.noGzip, "no-gzip", false, "dial Temporal without gRPC gzip compression (the SDK compresses by default)")
+	f.DurationVar(&o.followTimeout, "follow-timeout", 15*time.Second, "workflows.Config.FollowTimeout for the bench's workers; the bench waits it out after setup (see README: its timer fires even after the follow)")
 	f.StringVar(&o.baselines, "baselines", "naive,floor,direct", "baselines to run beside smartcopy: naive, floor, direct (comma-separated, or none)")
 	f.StringVar(&o.temporalAddress, "temporal-address", "", "use this Temporal frontend instead of starting a dev server (its search attributes must be registered)")
 	f.StringVar(&o.namespace, "namespace", "default", "namespace with -temporal-address")

@@ -156,13 +156,17 @@ func (s *stack) newPool(ctx context.Context, size int) (*pgxpool.Pool, error) {
 }
 
 func (s *stack) dial(ctx context.Context, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:       s.address,
 		Namespace:      s.namespace,
 		Logger:         sdklog.NewStructuredLogger(s.logger),
 		MetricsHandler: s.sink.handler(),
 		Interceptors:   interceptors,
-	})
+	}
+	if s.opts.noGzip {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", s.address, err)
 	}
@@ -201,6 +205,9 @@ func (s *stack) connect(ctx context.Context) error {
 		s.cfg.MaxConcurrentWorkflowTasks = s.opts.maxWorkflowTasks
 	}
 	s.cfg.Workflow.Rules.MaxFollowersPerTrader = max(s.cfg.Workflow.Rules.MaxFollowersPerTrader, s.opts.n)
+	if s.opts.followTimeout > 0 {
+		s.cfg.Workflow.FollowTimeout = s.opts.followTimeout
+	}
 
 	if s.pubClient, err = s.dial(ctx); err != nil {
 		return err
