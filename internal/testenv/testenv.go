@@ -134,20 +134,25 @@ func (e *Env) WaitApplied(ctx context.Context, followerID, traderID string, seq 
 }
 
 // WaitState polls the relationship's state until ok holds, failing the test
-// after a minute.
+// at ctx's deadline, or after a minute when ctx has none.
 func (e *Env) WaitState(ctx context.Context, followerID, traderID, what string, ok func(workflows.State) bool) workflows.State {
 	e.T.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline, set := ctx.Deadline()
+	if !set {
+		deadline = time.Now().Add(time.Minute)
+	}
 	var last error
 	for time.Now().Before(deadline) {
-		view, err := e.API.State(ctx, followerID, traderID)
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		view, err := e.API.State(qctx, followerID, traderID)
+		cancel()
 		if err == nil && ok(view.State) {
 			return view.State
 		}
 		last = err
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.T.Fatalf("%s/%s: %s not reached within a minute (last error: %v)", followerID, traderID, what, last)
+	e.T.Fatalf("%s/%s: %s not reached by %s (last error: %v)", followerID, traderID, what, deadline.Format(time.TimeOnly), last)
 	return workflows.State{}
 }
 
