@@ -149,7 +149,7 @@ func (r *relationship) waitForWork(ctx workflow.Context) {
 	if r.gapTimer != nil {
 		sel.AddFuture(r.gapTimer, func(workflow.Future) {
 			r.gapTimer = nil
-			r.gapFired = true
+			r.gapFired = r.gapExpired(ctx)
 		})
 	}
 	sel.Select(ctx)
@@ -263,6 +263,19 @@ func (r *relationship) holdGap(ctx workflow.Context) {
 	r.gapTimer = workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "trader event gap"})
 }
 
+// gapExpired reports whether the gap timer that just fired ends the gap
+// held now. The timer is not cancelled when its gap fills, so it can fire
+// during a later gap, or before holdGap has dated a new one: that gap has
+// its own GapHoldBack, counted from its GapSince, and holdGap starts a
+// timer for the rest of it. Relationships that started before
+// versionGapTimerPerGap replay the old answer (every firing ends the gap).
+func (r *relationship) gapExpired(ctx workflow.Context) bool {
+	if !r.s.GapSince.IsZero() && !workflow.Now(ctx).Before(r.s.GapSince.Add(r.s.Config.GapHoldBack)) {
+		return true
+	}
+	return workflow.GetVersion(ctx, versionGapTimerPerGap, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+}
+
 // skipGap gives up on the missing events before the oldest held one.
 func (r *relationship) skipGap(ctx workflow.Context) {
 	oldest := workflow.DeterministicKeys(r.s.Held)[0]
@@ -338,6 +351,9 @@ func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent)
 const (
 	// versionLocalCopies: the copy path runs as local activities.
 	versionLocalCopies = "local-copy-activities"
+	// versionGapTimerPerGap: a gap timer that fires during a later gap
+	// does not end it (gapExpired).
+	versionGapTimerPerGap = "gap-timer-per-gap"
 )
 
 // copyActivity runs one step of the copy path. Relationships that started

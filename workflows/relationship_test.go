@@ -235,6 +235,30 @@ func (s *RelationshipSuite) TestGapIsSkippedAfterHoldBack_R24() {
 	s.Equal([]string{"e2"}, s.applied)
 }
 
+// R24: each gap is held back for the whole GapHoldBack, counted from when
+// that gap opened. The timer of an earlier gap, filled long ago, must not
+// cut a later gap short (the fault suite lost an order this way).
+func (s *RelationshipSuite) TestEachGapGetsItsOwnHoldBack_R24() {
+	s.mockOpens(fund("1000", "0", "0.249", "99.6"))
+	var followed outcome
+	s.update(0, workflows.UpdateFollow, record(&followed), followReq("1000"))
+	// A gap at 1 s, filled at 2 s: its hold-back would have ended at 11 s.
+	s.signal(time.Second, openEvent(2))
+	s.signal(2*time.Second, openEvent(1))
+	// A second gap opens at 10.5 s and is filled at 12 s, 1.5 s later.
+	s.signal(10*time.Second+500*time.Millisecond, openEvent(4))
+	s.signal(12*time.Second, openEvent(3))
+	s.env.RegisterDelayedCallback(func() {
+		st := s.state()
+		s.Equal(int64(0), st.Counters.GapsSkipped, "the second gap was skipped by the first gap's timer")
+		s.Equal(int64(0), st.Counters.Late)
+		s.Equal(int64(4), st.LastSeq)
+		s.env.CancelWorkflow()
+	}, 13*time.Second)
+	s.env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
+	s.Equal([]string{"e1", "e2", "e3", "e4"}, s.applied)
+}
+
 // R3, R25: a bad follow is rejected by the validator: no activity runs and
 // the run, having no follow, is abandoned.
 func (s *RelationshipSuite) TestFollowValidation_R3_R25() {
