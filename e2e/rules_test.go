@@ -331,3 +331,63 @@ func TestFollowRefusals_R2_R3_R25(t *testing.T) {
 		t.Errorf("audit: %v", audit.Differences)
 	}
 }
+
+// R15: a leverage sync waiting for funds is superseded by the trader's
+// later leverage change on the same position, and goes with the position
+// when it is closed. When the follower adds funds, each position must end
+// at the trader's current leverage, not at a stale one that once failed.
+func TestNewerLeverageSupersedesPendingSync_R15(t *testing.T) {
+	ctx := context.Background()
+	e := testenv.New(t, server, testenv.Options{})
+	trader, ivy := e.ID("lead"), e.ID("ivy")
+	must(t, e.Store.RegisterTrader(ctx, trader, d("10000")))
+	must(t, e.Store.SetMarkPrice(ctx, ethSwap, d("3000")))
+	_, err := e.Store.Deposit(ctx, ivy, d("1200"), "deposit/"+ivy)
+	must(t, err)
+	_, err = e.API.Follow(ctx, copytrade.FollowRequest{FollowerID: ivy, TraderID: trader, Investment: d("200")})
+	must(t, err)
+	pub := func(id string, ev copytrade.TraderEvent) workflows.State {
+		t.Helper()
+		ev.EventID, ev.TraderID = e.ID(id), trader
+		rep, err := e.Publisher.Publish(ctx, ev)
+		must(t, err)
+		return e.WaitApplied(ctx, ivy, trader, rep.Event.Seq)
+	}
+	// 80% of the equity at 10x isolated: 160 USDT → 5.33 contracts,
+	// notional 1,599, margin 159.9, fee 0.7995; 39.3005 left available.
+	pub("l1", evOpen(ethSwap, copytrade.Short, copytrade.Isolated, "10", "8000", "10000", "3000", "26.66"))
+	// 2x needs 799.5 margin, 639.6 more than available: pending.
+	if st := pub("l2", evLeverage(ethSwap, copytrade.Short, "2")); len(st.PendingSyncs) != 1 {
+		t.Fatalf("want the 2x sync pending, got %+v", st.PendingSyncs)
+	}
+	// The trader goes to 20x: ivy follows (1,599 / 20 = 79.95 margin).
+	st := pub("l3", evLeverage(ethSwap, copytrade.Short, "20"))
+	requireEqual(t, "leverage after the trader's 20x", "20", st.Fund.Positions[0].Leverage)
+
+	// The same with a closed position: a BTC long at 10x (0.33 contracts,
+	// margin 19.8, fee 0.099), a 1x sync that needs 178.2 more than the
+	// 99.3515 available, then the trader closes it and opens a new one at
+	// 10x. The old sync was about the closed position.
+	must(t, e.Store.SetMarkPrice(ctx, btcSwap, d("60000")))
+	pub("l4", evOpen(btcSwap, copytrade.Long, copytrade.Isolated, "10", "1000", "10000", "60000", "16.66"))
+	if st := pub("l5", evLeverage(btcSwap, copytrade.Long, "1")); len(st.PendingSyncs) != 1 {
+		t.Fatalf("want the 1x sync pending, got %+v", st.PendingSyncs)
+	}
+	pub("l6", evClose(btcSwap, copytrade.Long, "60000", "16.66"))
+	pub("l7", evOpen(btcSwap, copytrade.Long, copytrade.Isolated, "10", "1000", "10000", "60000", "16.66"))
+
+	// Ivy adds funds: neither stale sync may be applied.
+	fv, err := e.API.ChangeInvestment(ctx, ivy, trader, workflows.InvestmentRequest{Direction: workflows.Raise, Amount: d("1000")})
+	must(t, err)
+	if len(fv.Positions) != 2 {
+		t.Fatalf("positions: %+v", fv.Positions)
+	}
+	btc, eth := fv.Positions[0], fv.Positions[1]
+	requireEqual(t, "ETH leverage after the raise (R15: the trader's current 20x)", "20", eth.Leverage)
+	requireEqual(t, "ETH margin after the raise", "79.95", eth.Margin)
+	requireEqual(t, "BTC leverage after the raise (the new position's 10x)", "10", btc.Leverage)
+	requireEqual(t, "BTC margin after the raise", "19.8", btc.Margin)
+	if st := e.WaitState(ctx, ivy, trader, "raised", func(s workflows.State) bool { return s.InvestmentChanges == 1 }); len(st.PendingSyncs) != 0 {
+		t.Errorf("pending syncs after the raise: %+v", st.PendingSyncs)
+	}
+}

@@ -309,6 +309,11 @@ func (r *relationship) apply(ctx workflow.Context, ev copytrade.TraderEvent) {
 	default:
 		return
 	}
+	if ev.Kind == copytrade.EventLeverage {
+		// A newer leverage change re-margins the whole position: it
+		// replaces any sync still waiting for funds there (R15, R16).
+		r.dropPendingSyncs(ctx, ev.Key())
+	}
 	switch ev.Kind {
 	case copytrade.EventOpen:
 		r.copyOpen(ctx, ev, false)
@@ -316,6 +321,11 @@ func (r *relationship) apply(ctx workflow.Context, ev copytrade.TraderEvent) {
 		r.copyClose(ctx, ev)
 	case copytrade.EventLeverage, copytrade.EventMargin:
 		r.syncRisk(ctx, ev, 0)
+	}
+	if ev.Kind == copytrade.EventClose && !r.s.holds(ev.Key()) {
+		// The position a waiting sync was about is gone; a new one
+		// opened later has the trader's current leverage.
+		r.dropPendingSyncs(ctx, ev.Key())
 	}
 	if r.s.Status == StatusActive {
 		r.testStopLoss(ctx)
@@ -351,6 +361,9 @@ func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent)
 const (
 	// versionLocalCopies: the copy path runs as local activities.
 	versionLocalCopies = "local-copy-activities"
+	// versionStaleSyncs: a sync waiting for funds is dropped when a later
+	// leverage change or a full close makes it stale.
+	versionStaleSyncs = "drop-stale-pending-syncs"
 	// versionGapTimerPerGap: a gap timer that fires during a later gap
 	// does not end it (gapExpired).
 	versionGapTimerPerGap = "gap-timer-per-gap"
@@ -429,6 +442,26 @@ func (r *relationship) syncRisk(ctx workflow.Context, ev copytrade.TraderEvent, 
 	}
 	r.publishDetails(ctx)
 	return applied
+}
+
+// dropPendingSyncs forgets the syncs waiting for funds on key: retried
+// later, they would apply a leverage or margin the trader has since left
+// (R15, R16). Relationships that started before versionStaleSyncs keep
+// them, so their histories replay unchanged.
+func (r *relationship) dropPendingSyncs(ctx workflow.Context, key copytrade.PositionKey) {
+	var kept []PendingSync
+	for _, p := range r.s.PendingSyncs {
+		if p.Event.Key() != key {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == len(r.s.PendingSyncs) {
+		return
+	}
+	if workflow.GetVersion(ctx, versionStaleSyncs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	r.s.PendingSyncs = kept
 }
 
 // retrySyncs tries the failed syncs again after the follower added funds

@@ -121,6 +121,16 @@ func (s *State) rel() activities.RelRef {
 	}
 }
 
+// holds reports whether the fund, as last read, has a position on key.
+func (s *State) holds(key copytrade.PositionKey) bool {
+	for _, p := range s.Fund.Positions {
+		if p.Key() == key && p.Size.IsPositive() {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *State) noteOrder(n OrderNote) {
 	s.RecentOrders = append(s.RecentOrders, n)
 	if len(s.RecentOrders) > maxRecent {
