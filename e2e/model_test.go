@@ -231,6 +231,10 @@ func (f *refFollower) apply(ev copytrade.TraderEvent, marks map[string]decimal.D
 	default:
 		return
 	}
+	key := refKey(ev.InstID, ev.Side)
+	if ev.Kind == copytrade.EventLeverage {
+		f.dropPending(key) // a newer leverage change replaces a waiting sync
+	}
 	switch ev.Kind {
 	case copytrade.EventOpen:
 		f.open(ev, marks[ev.InstID])
@@ -239,6 +243,20 @@ func (f *refFollower) apply(ev copytrade.TraderEvent, marks map[string]decimal.D
 	case copytrade.EventLeverage, copytrade.EventMargin:
 		f.sync(ev, true)
 	}
+	if f.pos[key] == nil {
+		f.dropPending(key) // the position a waiting sync was about is gone
+	}
+}
+
+// dropPending forgets the syncs waiting for funds on key.
+func (f *refFollower) dropPending(key string) {
+	var kept []copytrade.TraderEvent
+	for _, ev := range f.pending {
+		if refKey(ev.InstID, ev.Side) != key {
+			kept = append(kept, ev)
+		}
+	}
+	f.pending = kept
 }
 
 // open applies R6, R7, R9, R10 and R11 to a trader open.
