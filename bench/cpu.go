@@ -29,14 +29,13 @@ type cpuMeter struct {
 }
 
 type cpuSnap struct {
-	at      time.Time
-	self    time.Duration
-	server  time.Duration
-	pg      map[int]time.Duration // backends of our database
-	pgBG    time.Duration         // PostgreSQL background processes
-	busy    time.Duration         // machine, all cores
-	total   time.Duration
-	okProcs bool
+	at     time.Time
+	self   time.Duration
+	server time.Duration
+	pg     map[int]time.Duration // backends of our database
+	pgBG   time.Duration         // PostgreSQL background processes
+	busy   time.Duration         // machine, all cores
+	total  time.Duration
 }
 
 // CPUProfile is a window's CPU time by process group, in milliseconds of
@@ -53,7 +52,7 @@ type CPUProfile struct {
 }
 
 func (m *cpuMeter) snap(ctx context.Context) cpuSnap {
-	s := cpuSnap{at: time.Now(), pg: map[int]time.Duration{}, okProcs: true}
+	s := cpuSnap{at: time.Now(), pg: map[int]time.Duration{}}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -82,8 +81,6 @@ func (m *cpuMeter) snap(ctx context.Context) cpuSnap {
 				}
 			}
 			rows.Close()
-		} else {
-			s.okProcs = false
 		}
 	}
 	s.busy, s.total = machineCPU()

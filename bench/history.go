@@ -66,11 +66,11 @@ func (b *bench) historyLengths(ctx context.Context, sys copier, sample []*follow
 	out := make(map[string]int64, len(sample))
 	for _, f := range sample {
 		id := sys.WorkflowID(f)
-		resp, err := b.st.pubClient.DescribeWorkflowExecution(ctx, id, "")
+		desc, err := b.st.pubClient.DescribeWorkflow(ctx, id, "")
 		if err != nil {
 			return nil, fmt.Errorf("describe %s: %w", id, err)
 		}
-		out[id] = resp.GetWorkflowExecutionInfo().GetHistoryLength()
+		out[id] = desc.RawResponse.GetWorkflowExecutionInfo().GetHistoryLength()
 	}
 	return out, nil
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -139,7 +139,8 @@ func (b *bench) measure(ctx context.Context, sys copier, s step) (EventResult, e
 		res.DBWaits = sampler.stop()
 	}
 	if got < len(want) {
-		return res, fmt.Errorf("%s: only %d of %d copies of %s arrived within %s", sys.Name(), got, len(want), ev.EventID, b.opts.eventTimeout)
+		why := b.whyMissing(ctx, sys, tbl, baseID, ev.EventID, want)
+		return res, fmt.Errorf("%s: only %d of %d copies of %s arrived within %s%s", sys.Name(), got, len(want), ev.EventID, b.opts.eventTimeout, why)
 	}
 	if sys.Async() {
 		settled := time.Now()
@@ -179,6 +180,54 @@ func (b *bench) measure(ctx context.Context, sys copier, s step) (EventResult, e
 		res.Statements = res.Statements[:12]
 	}
 	return res, nil
+}
+
+// whyMissing describes a few relationships whose copy did not arrive: their
+// workflow's pending activities and last failure, if they have a workflow.
+func (b *bench) whyMissing(ctx context.Context, sys copier, tbl string, baseID int64, eventID string, want map[string]expectation) string {
+	rows, err := b.st.measure.Query(ctx, `select relationship_id from `+tbl+` where id > $1 and trader_event_id = $2`, baseID, eventID)
+	if err != nil {
+		return ""
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return ""
+	}
+	got := map[string]bool{}
+	for _, rel := range have {
+		got[rel] = true
+	}
+	var out []string
+	for rel := range want {
+		if got[rel] || len(out) == 3 {
+			continue
+		}
+		f := sys.Pop().byRel[rel]
+		id := sys.WorkflowID(f)
+		if id == "" {
+			out = append(out, rel+": no row")
+			continue
+		}
+		desc, err := b.st.pubClient.DescribeWorkflow(ctx, id, "")
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		info := desc.RawResponse.GetWorkflowExecutionInfo()
+		line := fmt.Sprintf("%s: %s, history %d", id, info.GetStatus(), info.GetHistoryLength())
+		for _, pa := range desc.RawResponse.GetPendingActivities() {
+			line += fmt.Sprintf("; pending %s %s attempt %d last failure %q", pa.GetActivityType().GetName(), pa.GetState(),
+				pa.GetAttempt(), pa.GetLastFailure().GetMessage())
+		}
+		if pw := desc.RawResponse.GetPendingWorkflowTask(); pw != nil {
+			line += fmt.Sprintf("; workflow task %s attempt %d", pw.GetState(), pw.GetAttempt())
+		}
+		out = append(out, line)
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, " | ") + ")"
 }
 
 // check compares the rows of one event with the expectations: exactly one
@@ -427,5 +476,3 @@ func summarizeWaits(counts map[[2]string]int, samples int) []WaitSample {
 	sort.Slice(out, func(i, j int) bool { return out[i].Share > out[j].Share })
 	return out
 }
-
-var errCorrectness = errors.New("correctness check failed")

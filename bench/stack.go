@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,7 +99,10 @@ func (s *stack) startDatabase(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("-database-url: %w", err)
 		}
-		s.dbName = u.Path[1:]
+		s.dbName = strings.TrimPrefix(u.Path, "/")
+		if s.dbName == "" {
+			return fmt.Errorf("-database-url %s names no database", u.Redacted())
+		}
 		return nil
 	}
 	root, err := devstack.RepoRoot()
