@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"smartcopy/devstack"
 	"smartcopy/schema"
@@ -37,7 +42,17 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pg.Stop()
-	dbURL, err := pg.EnsureDatabase(ctx, "smartcopy")
+	// The money in PostgreSQL and the workflows in the dev server's file
+	// must live and die together: the database is this checkout's own, and
+	// it starts afresh whenever the dev server's file does.
+	temporalDB := filepath.Join(root, ".devdata", "temporal.db")
+	dbName := fmt.Sprintf("smartcopy_%x", sha256.Sum256([]byte(root)))[:len("smartcopy_")+8]
+	if _, err := os.Stat(temporalDB); errors.Is(err, os.ErrNotExist) {
+		if err := dropDatabase(ctx, pg.AdminURL, dbName); err != nil {
+			return err
+		}
+	}
+	dbURL, err := pg.EnsureDatabase(ctx, dbName)
 	if err != nil {
 		return err
 	}
@@ -49,7 +64,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		UI:               true,
 		Port:             *port,
 		UIPort:           *uiPort,
-		DBFile:           root + "/.devdata/temporal.db",
+		DBFile:           temporalDB,
 	})
 	if err != nil {
 		return err
@@ -104,5 +119,17 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	<-ctx.Done()
 	slog.Info("stopping")
 	e.printf("\nstopping the worker, the Temporal dev server and any PostgreSQL this started\n")
+	return nil
+}
+
+func dropDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+		return fmt.Errorf("reset database %s: %w", name, err)
+	}
 	return nil
 }
