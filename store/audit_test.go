@@ -80,7 +80,7 @@ func TestAudit(t *testing.T) {
 		}
 	}
 
-	if _, err := f.st.Release(f.ctx, "r2"); err != nil {
+	if _, _, err := f.st.Release(f.ctx, "r2"); err != nil {
 		t.Fatal(err)
 	}
 	if report := audit(t, f); !report.OK() {

@@ -30,32 +30,33 @@ type Notification struct {
 }
 
 // Notify writes a notification once per key and returns its id, whether
-// this call wrote it or an earlier one did.
-func (s *Store) Notify(ctx context.Context, n Notification) (int64, error) {
+// this call wrote it or an earlier one did; created says this call wrote
+// it, so a retried caller can count the notification once.
+func (s *Store) Notify(ctx context.Context, n Notification) (id int64, created bool, err error) {
 	if n.Key == "" {
-		return 0, fieldErr("key", "is required: a notification without an idempotency key could be sent twice")
+		return 0, false, fieldErr("key", "is required: a notification without an idempotency key could be sent twice")
 	}
 	if fe := copytrade.ValidateID("follower_id", n.FollowerID); fe != nil {
-		return 0, fe
+		return 0, false, fe
 	}
 	switch n.Kind {
 	case NotifyCopyFailed, NotifySyncFailed, NotifyStopLoss, NotifyReleased:
 	default:
-		return 0, fieldErr("kind", "must be copy_failed, sync_failed, stop_loss or released, got %q", n.Kind)
+		return 0, false, fieldErr("kind", "must be copy_failed, sync_failed, stop_loss or released, got %q", n.Kind)
 	}
 	if n.Subject == "" {
-		return 0, fieldErr("subject", "is required")
+		return 0, false, fieldErr("subject", "is required")
 	}
-	var id int64
-	err := s.pool.QueryRow(ctx, `insert into notifications (idempotency_key, follower_id, relationship_id, kind, subject, body)
+	err = s.pool.QueryRow(ctx, `insert into notifications (idempotency_key, follower_id, relationship_id, kind, subject, body)
 		values ($1, $2, $3, $4, $5, $6)
 		on conflict (idempotency_key) do nothing returning id`,
 		n.Key, n.FollowerID, n.RelationshipID, n.Kind, n.Subject, n.Body).Scan(&id)
+	created = err == nil
 	if noRows(err) {
 		// Written before, by an earlier attempt of the same activity.
 		err = s.pool.QueryRow(ctx, `select id from notifications where idempotency_key = $1`, n.Key).Scan(&id)
 	}
-	return id, fail(err, "notify %s", n.Key)
+	return id, created, fail(err, "notify %s", n.Key)
 }
 
 const notificationColumns = `n.id, n.idempotency_key, n.follower_id, n.relationship_id, n.kind, n.subject, n.body,

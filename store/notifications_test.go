@@ -23,11 +23,13 @@ func TestNotifyOnce_R23(t *testing.T) {
 		Subject: "Copy order failed", Body: "insufficient_funds: needs 20.05 USDT"}
 	var wg sync.WaitGroup
 	ids := make([]int64, 4)
+	created := make([]bool, 4)
 	errs := make([]error, 4)
 	for i := range ids {
-		wg.Go(func() { ids[i], errs[i] = f.st.Notify(f.ctx, n) })
+		wg.Go(func() { ids[i], created[i], errs[i] = f.st.Notify(f.ctx, n) })
 	}
 	wg.Wait()
+	writers := 0
 	for i := range ids {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
@@ -35,11 +37,17 @@ func TestNotifyOnce_R23(t *testing.T) {
 		if ids[i] != ids[0] {
 			t.Errorf("retries got ids %v, want one id", ids)
 		}
+		if created[i] {
+			writers++
+		}
+	}
+	if writers != 1 {
+		t.Errorf("%d of 4 concurrent calls say they wrote the notification, want 1", writers)
 	}
 	if c := f.count(`select count(*) from notifications`); c != 1 {
 		t.Errorf("notifications = %d, want 1", c)
 	}
-	second, err := f.st.Notify(f.ctx, store.Notification{Key: "released/r1", FollowerID: "alice", RelationshipID: "r1",
+	second, _, err := f.st.Notify(f.ctx, store.Notification{Key: "released/r1", FollowerID: "alice", RelationshipID: "r1",
 		Kind: store.NotifyReleased, Subject: "Funds released", Body: "1028.985 USDT"})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func TestNotifyOnce_R23(t *testing.T) {
 		bad := n
 		bad.Key = "other"
 		tc.edit(&bad)
-		_, err := f.st.Notify(f.ctx, bad)
+		_, _, err := f.st.Notify(f.ctx, bad)
 		wantField(t, err, tc.field)
 	}
 

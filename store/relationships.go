@@ -335,10 +335,10 @@ func (s *Store) SetStatus(ctx context.Context, relID, status, reason string) err
 // Release ends a relationship whose positions are all gone: the whole copy
 // fund goes back to the follower's available balance (R19) and the
 // relationship is marked ended. Releasing again returns the amount first
-// released and moves nothing (R22).
-func (s *Store) Release(ctx context.Context, relID string) (decimal.Decimal, error) {
-	var released decimal.Decimal
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+// released and moves nothing (R22); first says whether this call moved it,
+// so a retried caller can count the release once.
+func (s *Store) Release(ctx context.Context, relID string) (released decimal.Decimal, first bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		r, err := relationship(ctx, tx, relID, true)
 		if err != nil {
 			return err
@@ -370,13 +370,13 @@ func (s *Store) Release(ctx context.Context, relID string) (decimal.Decimal, err
 			updated_at = now(), ended_at = coalesce(ended_at, now()) where id = $1`, relID, balance); err != nil {
 			return err
 		}
-		released = balance
+		released, first = balance, true
 		return recordInvestmentChange(ctx, tx, relID, "release/"+relID, "release", balance, decimal.Zero)
 	})
 	if err != nil {
-		return decimal.Zero, fail(err, "release %s", relID)
+		return decimal.Zero, false, fail(err, "release %s", relID)
 	}
-	return released, nil
+	return released, first, nil
 }
 
 const relationshipColumns = `id, workflow_id, follower_id, trader_id, status, stop_reason, investment, stop_loss,

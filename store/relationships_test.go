@@ -418,7 +418,7 @@ func TestReleaseIdempotent_R19_R22(t *testing.T) {
 	f.position("r1", "BTC-USDT-SWAP", copytrade.Long, "1", "50000", "100")
 
 	txs := f.count(`select count(*) from ledger_transactions`)
-	if _, err := f.st.Release(f.ctx, "r1"); !errors.Is(err, store.ErrPositionsOpen) {
+	if _, _, err := f.st.Release(f.ctx, "r1"); !errors.Is(err, store.ErrPositionsOpen) {
 		t.Fatalf("release with an open position: %v, want ErrPositionsOpen", err)
 	}
 	if n := f.count(`select count(*) from ledger_transactions`); n != txs {
@@ -433,9 +433,12 @@ func TestReleaseIdempotent_R19_R22(t *testing.T) {
 	}
 	// 1000 - 0.5 + 10 - 0.255 + 20 - 0.26
 	const want = "1028.985"
-	released, err := f.st.Release(f.ctx, "r1")
+	released, first, err := f.st.Release(f.ctx, "r1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !first {
+		t.Errorf("first release says it moved nothing")
 	}
 	eq(t, "released", released, d(want))
 	eq(t, "available after release", f.balance(ledger.Available("alice")), d("500").Add(d(want)))
@@ -449,9 +452,12 @@ func TestReleaseIdempotent_R19_R22(t *testing.T) {
 	}
 
 	txs = f.count(`select count(*) from ledger_transactions`)
-	again, err := f.st.Release(f.ctx, "r1")
+	again, first, err := f.st.Release(f.ctx, "r1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if first {
+		t.Errorf("second release says it moved the fund again")
 	}
 	eq(t, "second release", again, d(want))
 	if n := f.count(`select count(*) from ledger_transactions`); n != txs {
