@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -32,10 +33,16 @@ type Activities struct {
 	Temporal client.Client
 }
 
-// Metrics receives smartcopy's own counters from activities.
+// Metrics receives smartcopy's own counters from activities. Each is
+// counted where the database says the thing happened for the first time (a
+// fresh fill, a fresh outbox row, a fresh release), so an activity retry or
+// a workflow replay never counts twice.
 type Metrics interface {
 	CopyPlaced(kind copytrade.EventKind)
 	CopyFailed(reason string)
+	// EventToFill is the time from the trader's event to the copy's fill.
+	EventToFill(kind copytrade.EventKind, latency time.Duration)
+	StopLossTriggered()
 	FundsReleased(amount float64)
 }
 
@@ -119,12 +126,18 @@ type FollowOutput struct {
 // relationship (R1–R3). Refusals (balance short, limits, unknown trader) are
 // non-retryable and move nothing.
 func (a *Activities) Follow(ctx context.Context, in FollowInput) (FollowOutput, error) {
+	log := logger(ctx, logRelationship, in.RelationshipID, "follower_id", in.Request.FollowerID, "trader_id", in.Request.TraderID)
 	res, err := a.Store.Follow(ctx, store.FollowParams{
 		RelationshipID: in.RelationshipID, WorkflowID: in.WorkflowID, Request: in.Request,
 	})
 	if err != nil {
-		return FollowOutput{}, storeErr(err)
+		err = storeErr(err)
+		if fe, ok := AsFieldError(err); ok {
+			log.Info("follow refused", "field", fe.Field, "reason", fe.Reason)
+		}
+		return FollowOutput{}, err
 	}
+	log.Info("follow recorded", "investment", in.Request.Investment.String(), "trader_seq", res.TraderSeq)
 	out := FollowOutput{
 		TraderSeq:    res.TraderSeq,
 		TraderEquity: res.Book.Equity.String(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/log"
 
 	"smartcopy/copytrade"
 	"smartcopy/venue"
@@ -41,6 +42,8 @@ func (a *Activities) SyncLeverage(ctx context.Context, in SyncInput) (SyncOutcom
 	if err != nil {
 		return SyncOutcome{}, fmt.Errorf("set leverage %s: %w", in.Key, err)
 	}
+	syncLogger(ctx, in).Info("leverage sync", "leverage", in.Event.Leverage.String(),
+		"status", res.Status, "reason", res.Reason)
 	out := SyncOutcome{Result: res}
 	out.Fund, err = a.fund(ctx, in.Rel.RelationshipID)
 	return out, err
@@ -75,8 +78,16 @@ func (a *Activities) SyncMargin(ctx context.Context, in SyncInput) (SyncOutcome,
 	if err != nil {
 		return SyncOutcome{}, fmt.Errorf("adjust margin %s: %w", in.Key, err)
 	}
+	syncLogger(ctx, in).Info("margin sync", "delta", out.Delta.String(),
+		"status", out.Result.Status, "reason", out.Result.Reason)
 	out.Fund, err = a.fund(ctx, in.Rel.RelationshipID)
 	return out, err
+}
+
+// syncLogger names the relationship, the trader event and the sync's key
+// (the client order id of a sync).
+func syncLogger(ctx context.Context, in SyncInput) log.Logger {
+	return orderLogger(ctx, in.Rel.RelationshipID, in.Event.EventID, in.Key)
 }
 
 // InvestmentInput raises (positive Delta) or lowers (negative) the
@@ -94,6 +105,7 @@ func (a *Activities) ChangeInvestment(ctx context.Context, in InvestmentInput) (
 	if _, err := a.Store.ChangeInvestment(ctx, in.Rel.RelationshipID, in.Key, in.Delta); err != nil {
 		return Fund{}, storeErr(err)
 	}
+	logger(ctx, logRelationship, in.Rel.RelationshipID, "key", in.Key).Info("investment changed", "delta", in.Delta.String())
 	return a.fund(ctx, in.Rel.RelationshipID)
 }
 
@@ -140,19 +152,24 @@ func (a *Activities) HandOver(ctx context.Context, rel RelRef) (Fund, error) {
 	}); err != nil {
 		return Fund{}, fmt.Errorf("hand over %s: %w", rel.RelationshipID, err)
 	}
+	logger(ctx, logRelationship, rel.RelationshipID).Info("positions handed over to the follower's account")
 	return a.fund(ctx, rel.RelationshipID)
 }
 
 // Release moves what is left in the copy fund to the follower's available
 // balance and ends the relationship in the projection (R19). It is
-// idempotent: a second call returns the first amount.
+// idempotent: a second call returns the first amount, and only the call
+// that moved the money counts it.
 func (a *Activities) Release(ctx context.Context, rel RelRef) (decimal.Decimal, error) {
-	released, err := a.Store.Release(ctx, rel.RelationshipID)
+	released, first, err := a.Store.Release(ctx, rel.RelationshipID)
 	if err != nil {
 		return decimal.Zero, storeErr(err)
 	}
-	if a.Metrics != nil {
-		a.Metrics.FundsReleased(released.InexactFloat64())
+	if first {
+		logger(ctx, logRelationship, rel.RelationshipID).Info("copy fund released", "amount", released.String())
+		if a.Metrics != nil {
+			a.Metrics.FundsReleased(released.InexactFloat64())
+		}
 	}
 	return released, nil
 }

@@ -36,13 +36,27 @@ type NotifyInput struct {
 // Notify writes the notification to the outbox, which is the follower's
 // in-app inbox, then emails it unless it was emailed before (R23). A retry
 // finds the row by its key and the email marked sent.
+//
+// The stop-loss notification is also where a triggered stop loss is
+// counted: the workflow decides the stop, but workflow code does no I/O,
+// and this activity runs exactly when a relationship stops on its stop
+// loss. Its key is once per relationship, so counting when the outbox row is
+// first written counts each stop once, however often the activity is
+// retried or the workflow replayed, with no new command in the workflow.
 func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
-	id, err := a.Store.Notify(ctx, store.Notification{
+	log := logger(ctx, logRelationship, in.RelationshipID, "notification_key", in.Key, "kind", in.Kind)
+	id, created, err := a.Store.Notify(ctx, store.Notification{
 		Key: in.Key, FollowerID: in.FollowerID, RelationshipID: in.RelationshipID,
 		Kind: in.Kind, Subject: in.Subject, Body: in.Body,
 	})
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", in.Key, err)
+	}
+	if created {
+		log.Info("notification recorded", "notification_id", id, "subject", in.Subject)
+		if in.Kind == NotifyStopLoss && a.Metrics != nil {
+			a.Metrics.StopLossTriggered()
+		}
 	}
 	if a.Mailer == nil {
 		return nil
@@ -55,8 +69,12 @@ func (a *Activities) Notify(ctx context.Context, in NotifyInput) error {
 		return nil
 	}
 	if err := a.Mailer.Send(ctx, n.Email, n.Subject, n.Body, fmt.Sprintf("<notification-%d@smartcopy>", n.ID)); err != nil {
+		log.Warn("notification email failed", "notification_id", n.ID, "error", err)
 		return fmt.Errorf("email notification %d: %w", n.ID, err)
 	}
-	_, err = a.Store.MarkEmailSent(ctx, n.ID)
-	return err
+	if _, err = a.Store.MarkEmailSent(ctx, n.ID); err != nil {
+		return err
+	}
+	log.Info("notification emailed", "notification_id", n.ID)
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -112,7 +113,7 @@ func (a *Activities) CopyOpen(ctx context.Context, in OpenInput) (OrderOutcome, 
 		sizing.LimitPrice = copytrade.WorstOpenPrice(ev.Side, ev.Price, a.Rules.SpreadTolerance)
 		req.LimitPrice = sizing.LimitPrice
 	}
-	return a.place(ctx, in.Rel, req, out)
+	return a.place(ctx, in.Rel, req, out, ev.At)
 }
 
 // CloseInput copies one trader close.
@@ -131,8 +132,10 @@ func (a *Activities) CopyClose(ctx context.Context, in CloseInput) (OrderOutcome
 	if err != nil {
 		return out, err
 	}
+	log := orderLogger(ctx, in.Rel.RelationshipID, ev.EventID, out.ClientOrderID)
 	if !ok {
 		out.Skipped = copytrade.ReasonNoPosition
+		log.Info("copy skipped", "reason", out.Skipped, "inst_id", ev.InstID, "side", ev.Side)
 		out.Fund, err = a.fund(ctx, in.Rel.RelationshipID)
 		return out, err
 	}
@@ -143,6 +146,7 @@ func (a *Activities) CopyClose(ctx context.Context, in CloseInput) (OrderOutcome
 	size := copytrade.CloseSize(pos.Size, ev.Size, ev.SizeBefore, inst.LotSize)
 	if size.IsZero() {
 		out.Skipped = "rounds_to_zero"
+		log.Info("copy skipped", "reason", out.Skipped, "inst_id", ev.InstID, "side", ev.Side)
 		out.Fund, err = a.fund(ctx, in.Rel.RelationshipID)
 		return out, err
 	}
@@ -158,7 +162,7 @@ func (a *Activities) CopyClose(ctx context.Context, in CloseInput) (OrderOutcome
 		Size:           size,
 		Leverage:       pos.Leverage,
 		MarginMode:     pos.MarginMode,
-	}, out)
+	}, out, ev.At)
 }
 
 // CloseAllInput closes every position at market when a relationship stops
@@ -184,8 +188,10 @@ func (a *Activities) CloseAll(ctx context.Context, in CloseAllInput) (CloseAllOu
 		return out, err
 	}
 	for _, p := range positions {
+		id := ClientOrderID(in.Rel.RelationshipID, in.Reason+"/"+p.Key().String())
+		log := orderLogger(ctx, in.Rel.RelationshipID, in.Reason, id)
 		fill, err := a.Venue.PlaceOrder(ctx, venue.OrderRequest{
-			ClientOrderID:  ClientOrderID(in.Rel.RelationshipID, in.Reason+"/"+p.Key().String()),
+			ClientOrderID:  id,
 			RelationshipID: in.Rel.RelationshipID,
 			FollowerID:     in.Rel.FollowerID,
 			TraderID:       in.Rel.TraderID,
@@ -198,13 +204,17 @@ func (a *Activities) CloseAll(ctx context.Context, in CloseAllInput) (CloseAllOu
 			MarginMode:     p.MarginMode,
 		})
 		if err != nil {
+			log.Warn("market close failed", "error", err)
 			return out, fmt.Errorf("close %s: %w", p.Key(), err)
 		}
 		if fill.Status != venue.Filled {
 			// A market close the venue refuses (no mark price) cannot be
 			// skipped: the fund cannot be released with positions open.
+			log.Warn("market close rejected", "reason", fill.Reason, "detail", fill.Detail)
 			return out, fmt.Errorf("close %s rejected: %s %s", p.Key(), fill.Reason, fill.Detail)
 		}
+		log.Info("market close filled", "inst_id", p.InstID, "side", p.Side, "size", fill.Size.String(),
+			"price", fill.Price.String(), "replayed", fill.Replayed)
 		out.Fills = append(out.Fills, fill)
 	}
 	out.Fund, err = a.fund(ctx, in.Rel.RelationshipID)
@@ -224,19 +234,39 @@ func (a *Activities) position(ctx context.Context, relID string, key copytrade.P
 	return copytrade.Position{}, false, nil
 }
 
-func (a *Activities) place(ctx context.Context, rel RelRef, req venue.OrderRequest, out OrderOutcome) (OrderOutcome, error) {
+// place sends an order to the venue and records its outcome. eventAt is
+// the trader event's time, for the event-to-fill latency (zero: not
+// measured, as for copies of existing positions).
+func (a *Activities) place(ctx context.Context, rel RelRef, req venue.OrderRequest, out OrderOutcome, eventAt time.Time) (OrderOutcome, error) {
+	log := orderLogger(ctx, rel.RelationshipID, req.TraderEventID, req.ClientOrderID)
 	fill, err := a.Venue.PlaceOrder(ctx, req)
 	if err != nil {
+		log.Warn("place order failed", "error", err)
 		return out, fmt.Errorf("place %s: %w", req.ClientOrderID, err)
 	}
 	out.Fill = fill
+	kind := copytrade.EventKind(req.Action)
 	if fill.Status == venue.Filled {
 		out.Placed = true
+		var latency time.Duration
+		if !eventAt.IsZero() {
+			// The fill time is PostgreSQL's clock, the event's the
+			// publisher's; a skew between them must not make a negative
+			// latency.
+			latency = max(fill.FilledAt.Sub(eventAt), 0)
+		}
+		log.Info("copy filled", "action", req.Action, "inst_id", req.InstID, "side", req.Side,
+			"size", fill.Size.String(), "price", fill.Price.String(), "event_to_fill_ms", latency.Milliseconds(), "replayed", fill.Replayed)
 		if a.Metrics != nil && !fill.Replayed {
-			a.Metrics.CopyPlaced(copytrade.EventKind(req.Action))
+			a.Metrics.CopyPlaced(kind)
+			if !eventAt.IsZero() {
+				a.Metrics.EventToFill(kind, latency)
+			}
 		}
 	} else {
 		out.Rejection = &copytrade.Rejection{Reason: fill.Reason, Detail: fill.Detail}
+		log.Warn("copy failed", "action", req.Action, "inst_id", req.InstID, "side", req.Side,
+			"reason", fill.Reason, "detail", fill.Detail, "replayed", fill.Replayed)
 		if a.Metrics != nil && !fill.Replayed {
 			a.Metrics.CopyFailed(fill.Reason)
 		}
@@ -245,6 +275,8 @@ func (a *Activities) place(ctx context.Context, rel RelRef, req venue.OrderReque
 	return out, err
 }
 
+// rejectOrder records a copy the rules refused before it reached the venue
+// (R9–R11).
 func (a *Activities) rejectOrder(ctx context.Context, rel RelRef, req venue.OrderRequest, out OrderOutcome, rej *copytrade.Rejection) (OrderOutcome, error) {
 	fill, err := a.Store.RecordRejectedOrder(ctx, req, rej)
 	if err != nil {
@@ -252,6 +284,8 @@ func (a *Activities) rejectOrder(ctx context.Context, rel RelRef, req venue.Orde
 	}
 	out.Fill = fill
 	out.Rejection = rej
+	orderLogger(ctx, rel.RelationshipID, req.TraderEventID, req.ClientOrderID).Warn("copy failed",
+		"action", req.Action, "inst_id", req.InstID, "side", req.Side, "reason", rej.Reason, "detail", rej.Detail, "replayed", fill.Replayed)
 	if a.Metrics != nil && !fill.Replayed {
 		a.Metrics.CopyFailed(rej.Reason)
 	}

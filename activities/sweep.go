@@ -65,6 +65,8 @@ func (a *Activities) SweepStopLoss(ctx context.Context, in SweepInput) (SweepRep
 			if err != nil && !errors.As(err, &gone) {
 				return rep, fmt.Errorf("sweep: signal %s: %w", b.WorkflowID, err)
 			}
+			logger(ctx, logRelationship, b.RelationshipID).Info("stop loss reached at mark: relationship told to check",
+				"relationship_workflow_id", b.WorkflowID)
 			rep.Signaled++
 		}
 		activity.RecordHeartbeat(ctx, rep)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -61,9 +62,24 @@ type PublishReport struct {
 // of the trader with signal-with-start. Publishing the same event again (an
 // upstream retry) is harmless. A bad event is refused with a FieldError and
 // nothing is recorded or sent (R25).
+//
+// Publish does not retry on its own. Each Temporal call already retries
+// transient failures within its deadline (the fault suite's server
+// restarts are absorbed there); what still fails, a PostgreSQL error or
+// deliveries that did not go through, is returned, the report counting
+// what was delivered. The caller publishes the same event again until it
+// succeeds: the event is recorded once, relationships that had it drop
+// the second delivery, and the caller keeps the retry budget it knows
+// (an upstream feed redelivers until it acknowledges).
 func (p *Publisher) Publish(ctx context.Context, ev copytrade.TraderEvent) (PublishReport, error) {
 	if fe := ev.Validate(); fe != nil {
 		return PublishReport{}, fe
+	}
+	if ev.At.IsZero() {
+		// Upstream should say when the trader acted; when it does not,
+		// publishing is the earliest time known, and the worker's
+		// event-to-fill latency is measured from it.
+		ev.At = time.Now().UTC()
 	}
 	recorded, fresh, err := p.Store.RecordTraderEvent(ctx, ev)
 	if err != nil {

@@ -20,13 +20,27 @@ import (
 	"smartcopy/workflows"
 )
 
+// DialOption adjusts the Temporal client options beyond what the
+// configuration says.
+type DialOption func(*client.Options)
+
+// WithMetricsHandler sends the SDK's metrics (requests, polls, workflow
+// and activity task latencies) to h; without it they are dropped.
+func WithMetricsHandler(h client.MetricsHandler) DialOption {
+	return func(o *client.Options) { o.MetricsHandler = h }
+}
+
 // DialTemporal connects to the Temporal frontend the configuration names,
-// with TLS and an API key or client certificate when configured.
-func DialTemporal(ctx context.Context, cfg Config, logger *slog.Logger) (client.Client, error) {
+// with TLS and an API key or client certificate when configured. The SDK
+// logs through logger, so its lines are structured like smartcopy's.
+func DialTemporal(ctx context.Context, cfg Config, logger *slog.Logger, dialOpts ...DialOption) (client.Client, error) {
 	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    log.NewStructuredLogger(logger),
+	}
+	for _, o := range dialOpts {
+		o(&opts)
 	}
 	if cfg.TemporalTLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
