@@ -5,11 +5,14 @@ package system
 
 import (
 	"fmt"
+	"net"
+	"net/mail"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"smartcopy/copytrade"
@@ -109,22 +112,23 @@ var Variables = []struct{ Name, Meaning string }{
 func LoadConfig(getenv func(string) string) (Config, error) {
 	cfg := Defaults()
 	r := reader{getenv: getenv}
-	r.str("TEMPORAL_ADDRESS", &cfg.TemporalAddress)
+	r.hostPort("TEMPORAL_ADDRESS", &cfg.TemporalAddress, false)
 	r.str("TEMPORAL_NAMESPACE", &cfg.TemporalNamespace)
 	r.str("TEMPORAL_API_KEY", &cfg.TemporalAPIKey)
 	r.str("TEMPORAL_TLS_CERT", &cfg.TemporalTLSCert)
 	r.str("TEMPORAL_TLS_KEY", &cfg.TemporalTLSKey)
 	r.boolean("TEMPORAL_TLS", &cfg.TemporalTLS)
-	r.str("DATABASE_URL", &cfg.DatabaseURL)
+	r.databaseURL("DATABASE_URL", &cfg.DatabaseURL)
 	r.positiveInt("DATABASE_MAX_CONNS", &cfg.DatabaseMaxConns)
 	r.str("SMARTCOPY_TASK_QUEUE", &cfg.TaskQueue)
 	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", &cfg.MaxConcurrentActivities)
 	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", &cfg.MaxConcurrentWorkflowTasks)
-	r.str("SMTP_ADDR", &cfg.SMTPAddr)
-	r.str("SMTP_FROM", &cfg.SMTPFrom)
+	r.hostPort("SMTP_ADDR", &cfg.SMTPAddr, false)
+	r.email("SMTP_FROM", &cfg.SMTPFrom)
 	r.str("SMTP_USERNAME", &cfg.SMTPUsername)
 	r.str("SMTP_PASSWORD", &cfg.SMTPPassword)
-	r.str("METRICS_ADDR", &cfg.MetricsAddr)
+	// An empty host (":9090") listens on every interface.
+	r.hostPort("METRICS_ADDR", &cfg.MetricsAddr, true)
 	r.duration("SMARTCOPY_RISK_SWEEP_INTERVAL", &cfg.RiskSweepInterval)
 	rules := &cfg.Workflow.Rules
 	r.positiveDecimal("SMARTCOPY_MIN_INVESTMENT", &rules.MinInvestment)
@@ -136,8 +140,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if r.err != nil {
 		return Config{}, r.err
 	}
-	if (cfg.TemporalTLSCert == "") != (cfg.TemporalTLSKey == "") {
-		return Config{}, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+	// The certificate and its key are one setting: the error names the
+	// one that is missing.
+	if cfg.TemporalTLSCert != "" && cfg.TemporalTLSKey == "" {
+		return Config{}, fmt.Errorf("TEMPORAL_TLS_KEY: is required when TEMPORAL_TLS_CERT is set (the client certificate's key file)")
+	}
+	if cfg.TemporalTLSKey != "" && cfg.TemporalTLSCert == "" {
+		return Config{}, fmt.Errorf("TEMPORAL_TLS_CERT: is required when TEMPORAL_TLS_KEY is set (the client certificate file)")
 	}
 	if rules.SpreadTolerance.GreaterThanOrEqual(decimal.NewFromInt(1)) {
 		return Config{}, fmt.Errorf("SMARTCOPY_SPREAD_TOLERANCE: must be below 1 (it is a fraction: 0.005 is 0.5%%), got %s", rules.SpreadTolerance)
@@ -165,6 +174,48 @@ func (r *reader) fail(name, format string, args ...any) {
 
 func (r *reader) str(name string, dst *string) {
 	if v, ok := r.value(name); ok {
+		*dst = v
+	}
+}
+
+// hostPort reads host:port with a numeric port; emptyHost allows ":port".
+func (r *reader) hostPort(name string, dst *string, emptyHost bool) {
+	if v, ok := r.value(name); ok {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			r.fail(name, "must be host:port, got %q", v)
+			return
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			r.fail(name, "port must be a number from 0 to 65535, got %q", v)
+			return
+		}
+		if host == "" && !emptyHost {
+			r.fail(name, "must name a host, got %q", v)
+			return
+		}
+		*dst = v
+	}
+}
+
+// databaseURL checks that the URL parses, so a typo fails at start-up with
+// the variable's name rather than at the first connection.
+func (r *reader) databaseURL(name string, dst *string) {
+	if v, ok := r.value(name); ok {
+		if _, err := pgxpool.ParseConfig(v); err != nil {
+			r.fail(name, "is not a PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=disable): %v", err)
+			return
+		}
+		*dst = v
+	}
+}
+
+func (r *reader) email(name string, dst *string) {
+	if v, ok := r.value(name); ok {
+		if _, err := mail.ParseAddress(v); err != nil {
+			r.fail(name, "must be an email address, got %q", v)
+			return
+		}
 		*dst = v
 	}
 }
