@@ -190,16 +190,16 @@ func (r *relationship) drainSignals(ctx workflow.Context) {
 // enqueue holds an event until every earlier one of the trader's has been
 // applied. An event at or below the watermark was applied before (R24).
 func (r *relationship) enqueue(ctx workflow.Context, ev copytrade.TraderEvent) {
-	log := workflow.GetLogger(ctx)
+	log := r.logger(ctx)
 	if err := ev.Validate(); err != nil || ev.Seq <= 0 || ev.TraderID != r.s.TraderID {
 		r.s.Counters.Invalid++
-		log.Warn("dropping invalid trader event", "event_id", ev.EventID, "seq", ev.Seq, "error", err)
+		log.Warn("dropping invalid trader event", logTraderEvent, ev.EventID, "seq", ev.Seq, "error", err)
 		return
 	}
 	if ev.Seq <= r.s.LastSeq {
 		if r.s.wasSkipped(ev.Seq) {
 			r.s.Counters.Late++
-			log.Warn("dropping trader event that arrived after its gap was skipped", "event_id", ev.EventID, "seq", ev.Seq)
+			log.Warn("dropping trader event that arrived after its gap was skipped", logTraderEvent, ev.EventID, "seq", ev.Seq)
 		} else {
 			r.s.Counters.Duplicates++
 		}
@@ -283,7 +283,7 @@ func (r *relationship) skipGap(ctx workflow.Context) {
 		r.s.noteSkipped(seq)
 		r.s.Counters.GapsSkipped++
 	}
-	workflow.GetLogger(ctx).Warn("skipped missing trader events after holding back",
+	r.logger(ctx).Warn("skipped missing trader events after holding back",
 		"from_seq", r.s.LastSeq+1, "to_seq", oldest-1, "hold_back", r.s.Config.GapHoldBack)
 	r.s.LastSeq = oldest - 1
 	r.gapFired = false
@@ -520,7 +520,7 @@ func (r *relationship) checkRisk(ctx workflow.Context) {
 	}
 	var fund activities.Fund
 	if err := workflow.ExecuteActivity(ioCtx(ctx, "read fund at mark"), a.ReadFund, r.s.RelationshipID).Get(ctx, &fund); err != nil {
-		workflow.GetLogger(ctx).Error("risk check failed", "error", err)
+		r.logger(ctx).Error("risk check failed", "error", err)
 		return
 	}
 	r.s.Fund = fund
@@ -560,7 +560,7 @@ func (r *relationship) stop(ctx workflow.Context, reason string) {
 	case copytrade.ManualClose:
 		var fund activities.Fund
 		if err := workflow.ExecuteActivity(orderCtx(ctx, "hand positions over to the follower's account"), a.HandOver, r.s.rel()).Get(ctx, &fund); err != nil {
-			workflow.GetLogger(ctx).Error("hand over failed", "error", err)
+			r.logger(ctx).Error("hand over failed", "error", err)
 			return
 		}
 		r.s.Fund = fund
@@ -570,7 +570,7 @@ func (r *relationship) stop(ctx workflow.Context, reason string) {
 		var out activities.CloseAllOutcome
 		if err := workflow.ExecuteActivity(orderCtx(ctx, "close every position at market ("+reason+")"), a.CloseAll,
 			activities.CloseAllInput{Rel: r.s.rel(), Reason: reason}).Get(ctx, &out); err != nil {
-			workflow.GetLogger(ctx).Error("close all failed", "error", err)
+			r.logger(ctx).Error("close all failed", "error", err)
 			return
 		}
 		r.s.Fund = out.Fund
@@ -586,7 +586,7 @@ func (r *relationship) stop(ctx workflow.Context, reason string) {
 func (r *relationship) finish(ctx workflow.Context) {
 	amount := r.s.Released
 	if err := workflow.ExecuteActivity(ioCtx(ctx, "release the copy fund"), a.Release, r.s.rel()).Get(ctx, &amount); err != nil {
-		workflow.GetLogger(ctx).Error("release failed", "error", err)
+		r.logger(ctx).Error("release failed", "error", err)
 		return
 	}
 	r.s.Released = amount
@@ -612,7 +612,7 @@ func (r *relationship) notify(ctx workflow.Context, n activities.NotifyInput) {
 	r.notifying++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		if err := f.Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("notification failed", "key", n.Key, "error", err)
+			r.logger(ctx).Error("notification failed", "notification_key", n.Key, "error", err)
 		}
 		r.notifying--
 	})
@@ -629,7 +629,8 @@ func (r *relationship) notificationsSent(ctx workflow.Context) error {
 func (r *relationship) activityFailed(ctx workflow.Context, what string, ev copytrade.TraderEvent, err error) {
 	r.s.Counters.OrdersFailed++
 	r.s.noteOrder(OrderNote{EventID: ev.EventID, Kind: string(ev.Kind), InstID: ev.InstID, Side: ev.Side, Result: "error: " + err.Error()})
-	workflow.GetLogger(ctx).Error(what+" failed", "event_id", ev.EventID, "error", err)
+	r.logger(ctx).Error(what+" failed", logTraderEvent, ev.EventID,
+		logClientOrderID, activities.ClientOrderID(r.s.RelationshipID, ev.EventID), "error", err)
 }
 
 // shouldContinueAsNew reports whether this run's history is long enough to
@@ -658,8 +659,10 @@ func (r *relationship) continueAsNew(ctx workflow.Context) error {
 // publishStatus records a status change everywhere an operator or the
 // product looks: the search attribute, the UI details and the projection.
 func (r *relationship) publishStatus(ctx workflow.Context) {
+	r.logger(ctx).Info("relationship status", "status", r.s.Status, "stop_reason", r.s.StopReason,
+		"follower_id", r.s.FollowerID, "trader_id", r.s.TraderID)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchCopyStatus.ValueSet(string(r.s.Status))); err != nil {
-		workflow.GetLogger(ctx).Error("upsert CopyStatus failed", "error", err)
+		r.logger(ctx).Error("upsert CopyStatus failed", "error", err)
 	}
 	r.publishDetails(ctx)
 	if r.s.RelationshipID == "" || r.s.Status == StatusEnded || r.s.Status == StatusRefused || r.s.Status == StatusAbandoned {
@@ -670,7 +673,7 @@ func (r *relationship) publishStatus(ctx workflow.Context) {
 	err := workflow.ExecuteActivity(ioCtx(ctx, "record status "+string(r.s.Status)), a.SetStatus,
 		activities.StatusInput{RelationshipID: r.s.RelationshipID, Status: string(r.s.Status), Reason: r.s.StopReason}).Get(ctx, nil)
 	if err != nil {
-		workflow.GetLogger(ctx).Error("record status failed", "error", err)
+		r.logger(ctx).Error("record status failed", "error", err)
 	}
 }
 
