@@ -73,6 +73,10 @@ func (a *Activities) SweepStopLoss(ctx context.Context, in SweepInput) (SweepRep
 		select {
 		case <-ctx.Done():
 			return rep, ctx.Err()
+		case <-activity.GetWorkerStopChannel(ctx):
+			// The worker is shutting down: end the shift cleanly so the
+			// workflow hands the next one to whichever worker polls.
+			return rep, nil
 		case <-changes:
 		case <-tick.C:
 		}
