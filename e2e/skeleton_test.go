@@ -24,7 +24,7 @@ func requireEqual(t *testing.T, what string, want string, got decimal.Decimal) {
 func balance(t *testing.T, e *testenv.Env, account string) decimal.Decimal {
 	t.Helper()
 	var b decimal.Decimal
-	if err := e.Pool.QueryRow(context.Background(), `select balance from ledger_accounts where id = $1`, account).Scan(&b); err != nil {
+	if err := e.Pool.QueryRow(context.Background(), `select balance from ledger_balances where id = $1`, account).Scan(&b); err != nil {
 		t.Fatalf("balance of %s: %v", account, err)
 	}
 	return b

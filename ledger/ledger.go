@@ -102,7 +102,9 @@ func Post(ctx context.Context, tx pgx.Tx, m Move) (bool, error) {
 			txID, p.Account, p.Amount); err != nil {
 			return false, fmt.Errorf("ledger: post %s to %s: %w", m.Key, p.Account, err)
 		}
-		if _, err := tx.Exec(ctx, `update ledger_accounts set balance = balance + $2 where id = $1`, p.Account, p.Amount); err != nil {
+		// House accounts (balance_kept false) keep no stored balance, so
+		// their rows are not locked by every move (schema 0007).
+		if _, err := tx.Exec(ctx, `update ledger_accounts set balance = balance + $2 where id = $1 and balance_kept`, p.Account, p.Amount); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.ConstraintName == "ledger_accounts_no_overdraft" {
 				return false, fmt.Errorf("%w: %s in move %s", ErrOverdraft, p.Account, m.Key)
@@ -113,8 +115,26 @@ func Post(ctx context.Context, tx pgx.Tx, m Move) (bool, error) {
 	return true, nil
 }
 
-// Balance reads an account's balance inside tx, locking the row so that a
-// check-then-move in the same transaction cannot race another.
+// Querier runs a query: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// BalanceOf reads any account's balance, derived from its postings for the
+// house accounts that keep no stored balance. Missing accounts are zero.
+func BalanceOf(ctx context.Context, q Querier, account string) (decimal.Decimal, error) {
+	var b decimal.Decimal
+	err := q.QueryRow(ctx, `select coalesce((select balance from ledger_balances where id = $1), 0)`, account).Scan(&b)
+	if err != nil {
+		return decimal.Zero, fmt.Errorf("ledger: balance of %s: %w", account, err)
+	}
+	return b, nil
+}
+
+// Balance reads a follower or fund account's balance inside tx, locking the
+// row so that a check-then-move in the same transaction cannot race
+// another. House accounts are never read this way: their stored balance
+// is not kept.
 func Balance(ctx context.Context, tx pgx.Tx, account string) (decimal.Decimal, error) {
 	var b decimal.Decimal
 	err := tx.QueryRow(ctx, `select balance from ledger_accounts where id = $1 for update`, account).Scan(&b)

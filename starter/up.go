@@ -76,6 +76,10 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	os.Setenv("DATABASE_URL", dbURL)
 	os.Setenv("TEMPORAL_ADDRESS", tmp.Address)
 	os.Setenv("TEMPORAL_NAMESPACE", tmp.Namespace)
+	if os.Getenv("TEMPORAL_GRPC_COMPRESSION") == "" {
+		// The server is on this machine: compressing costs CPU, saves nothing.
+		os.Setenv("TEMPORAL_GRPC_COMPRESSION", "none")
+	}
 	cfg, err := e.config()
 	if err != nil {
 		return err

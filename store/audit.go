@@ -46,17 +46,18 @@ var auditQueries = []auditQuery{
 	},
 	{
 		name:     "account balances",
-		compared: "each ledger account: its stored balance against the sum of its postings",
+		compared: "each ledger account that keeps a stored balance: that balance against the sum of its postings",
 		sql: `select case when a.balance <> coalesce(sum(p.amount), 0)
 				then format('account %s has balance %s but its postings sum to %s', a.id, a.balance, coalesce(sum(p.amount), 0)) else '' end
 			from ledger_accounts a left join ledger_postings p on p.account_id = a.id
+			where a.balance_kept
 			group by a.id order by a.id`,
 	},
 	{
 		name:     "no overdraft",
 		compared: "each account that may not go negative: its balance against zero",
 		sql: `select case when balance < 0 then format('account %s (%s) is at %s', id, kind, balance) else '' end
-			from ledger_accounts where not allow_negative order by id`,
+			from ledger_balances where not allow_negative order by id`,
 	},
 	{
 		name: "follower money",
@@ -122,7 +123,7 @@ var auditQueries = []auditQuery{
 		compared: "the venue's fee account against the fees of all filled orders",
 		sql: `select case when a.balance <> o.fees
 				then format('account venue:fees holds %s but filled orders charged %s', a.balance, o.fees) else '' end
-			from ledger_accounts a, (select coalesce(sum(fee), 0) as fees from orders where status = 'filled') o
+			from ledger_balances a, (select coalesce(sum(fee), 0) as fees from orders where status = 'filled') o
 			where a.id = 'venue:fees'`,
 	},
 	{
@@ -130,7 +131,7 @@ var auditQueries = []auditQuery{
 		compared: "the venue's PnL account against minus the realized PnL of all filled orders",
 		sql: `select case when a.balance <> -o.pnl
 				then format('account venue:pnl holds %s but filled orders realized %s', a.balance, o.pnl) else '' end
-			from ledger_accounts a, (select coalesce(sum(gross_pnl), 0) as pnl from orders where status = 'filled') o
+			from ledger_balances a, (select coalesce(sum(gross_pnl), 0) as pnl from orders where status = 'filled') o
 			where a.id = 'venue:pnl'`,
 	},
 }

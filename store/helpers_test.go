@@ -72,7 +72,7 @@ func (f *fixture) follow(rel, follower, trader, investment string) store.FollowR
 func (f *fixture) balance(account string) decimal.Decimal {
 	f.t.Helper()
 	var b decimal.Decimal
-	err := f.pool.QueryRow(f.ctx, `select balance from ledger_accounts where id = $1`, account).Scan(&b)
+	err := f.pool.QueryRow(f.ctx, `select balance from ledger_balances where id = $1`, account).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return decimal.Zero
 	}

@@ -30,6 +30,7 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"TEMPORAL_ADDRESS", ":7233"},
 		{"TEMPORAL_ADDRESS", "temporal:port"},
 		{"TEMPORAL_TLS", "yes please"},
+		{"TEMPORAL_GRPC_COMPRESSION", "brotli"},
 		{"DATABASE_URL", "postgres://smartcopy@db:notaport/smartcopy"},
 		{"DATABASE_URL", "not a url"},
 		{"DATABASE_MAX_CONNS", "0"},

@@ -39,6 +39,9 @@ func DialTemporal(ctx context.Context, cfg Config, logger *slog.Logger, dialOpts
 		Namespace: cfg.TemporalNamespace,
 		Logger:    log.NewStructuredLogger(logger),
 	}
+	if cfg.TemporalGRPCCompression == "none" {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	for _, o := range dialOpts {
 		o(&opts)
 	}

@@ -74,6 +74,7 @@ func New(t testing.TB, tmp *devstack.Temporal, opts Options) *Env {
 	cfg.TemporalAddress = tmp.Address
 	cfg.TemporalNamespace = tmp.Namespace
 	cfg.DatabaseURL = dbURL
+	cfg.TemporalGRPCCompression = "none"
 	n := seq.Add(1)
 	prefix := fmt.Sprintf("%s%d", strings.ReplaceAll(uuid.NewString()[:6], "-", ""), n)
 	cfg.TaskQueue = "smartcopy-test-" + prefix

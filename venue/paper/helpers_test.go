@@ -65,7 +65,7 @@ func (e *env) mark(inst, price string) {
 func (e *env) balance(account string) decimal.Decimal {
 	e.t.Helper()
 	var b decimal.Decimal
-	err := e.pool.QueryRow(e.ctx, `select coalesce((select balance from ledger_accounts where id = $1), 0)`, account).Scan(&b)
+	err := e.pool.QueryRow(e.ctx, `select coalesce((select balance from ledger_balances where id = $1), 0)`, account).Scan(&b)
 	if err != nil {
 		e.t.Fatalf("balance of %s: %v", account, err)
 	}
@@ -90,7 +90,7 @@ func (e *env) checkLedger() {
 	err := e.pool.QueryRow(e.ctx, `select coalesce(sum(balance), 0),
 			count(*) filter (where balance <> coalesce((select sum(amount) from ledger_postings p where p.account_id = a.id), 0)),
 			count(*) filter (where balance < 0 and not allow_negative)
-		from ledger_accounts a`).Scan(&total, &mismatched, &negative)
+		from ledger_balances a`).Scan(&total, &mismatched, &negative)
 	if err != nil {
 		e.t.Errorf("check ledger: %v", err)
 		return
