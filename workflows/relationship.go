@@ -85,9 +85,7 @@ func (r *relationship) setup(ctx workflow.Context) error {
 // continuing as new when the history grows long.
 func (r *relationship) run(ctx workflow.Context) (Result, error) {
 	if r.s.Status == StatusPending {
-		followed, err := workflow.AwaitWithTimeout(ctx, r.cfg.FollowTimeout, func() bool {
-			return r.s.Status != StatusPending
-		})
+		followed, err := r.awaitFollow(ctx)
 		if err != nil {
 			return Result{}, err
 		}
@@ -127,6 +125,24 @@ func (r *relationship) run(ctx workflow.Context) (Result, error) {
 		StopReason:     r.s.StopReason,
 		Released:       r.s.Released,
 	}, nil
+}
+
+// awaitFollow waits for the follow update, at most FollowTimeout. From
+// versionCancelFollowTimer on, the timer is cancelled once the follow
+// came: AwaitWithTimeout leaves it running in SDK v1.51, and every
+// relationship then woke for a workflow task a minute after its follow.
+func (r *relationship) awaitFollow(ctx workflow.Context) (bool, error) {
+	followed := func() bool { return r.s.Status != StatusPending }
+	if workflow.GetVersion(ctx, versionCancelFollowTimer, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return workflow.AwaitWithTimeout(ctx, r.cfg.FollowTimeout, followed)
+	}
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	timer := workflow.NewTimerWithOptions(timerCtx, r.cfg.FollowTimeout, workflow.TimerOptions{Summary: "wait for the follow"})
+	if err := workflow.Await(ctx, func() bool { return followed() || timer.IsReady() }); err != nil {
+		return false, err
+	}
+	return followed(), nil
 }
 
 // waitForWork blocks until a trader event, a risk check, an update's wake-up
@@ -361,6 +377,9 @@ func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent)
 const (
 	// versionLocalCopies: the copy path runs as local activities.
 	versionLocalCopies = "local-copy-activities"
+	// versionCancelFollowTimer: the follow-timeout timer is cancelled
+	// once the follow came.
+	versionCancelFollowTimer = "cancel-follow-timer"
 	// versionStaleSyncs: a sync waiting for funds is dropped when a later
 	// leverage change or a full close makes it stale.
 	versionStaleSyncs = "drop-stale-pending-syncs"
