@@ -50,6 +50,11 @@ type Config struct {
 	// worker process runs at once.
 	MaxConcurrentActivities    int
 	MaxConcurrentWorkflowTasks int
+	// WorkflowTaskPollers and ActivityTaskPollers are the long polls one
+	// worker keeps open per task queue; more pollers take tasks off a busy
+	// queue faster (the SDK's default is 2 each).
+	WorkflowTaskPollers int
+	ActivityTaskPollers int
 
 	// SMTPAddr (host:port) enables email notifications; empty keeps them
 	// in-app only.
@@ -79,6 +84,8 @@ func Defaults() Config {
 		TaskQueue:                  workflows.TaskQueue,
 		MaxConcurrentActivities:    200,
 		MaxConcurrentWorkflowTasks: 200,
+		WorkflowTaskPollers:        2,
+		ActivityTaskPollers:        2,
 		SMTPFrom:                   "smartcopy@localhost",
 		RiskSweepInterval:          2 * time.Second,
 		Workflow:                   workflows.DefaultConfig(),
@@ -100,6 +107,8 @@ var Variables = []struct{ Name, Meaning string }{
 	{"SMARTCOPY_TASK_QUEUE", "task queue (default smartcopy)"},
 	{"SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", "activities one worker runs at once (default 200)"},
 	{"SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", "workflow tasks one worker runs at once (default 200)"},
+	{"SMARTCOPY_WORKFLOW_TASK_POLLERS", "workflow task long polls one worker keeps open (default 2)"},
+	{"SMARTCOPY_ACTIVITY_TASK_POLLERS", "activity task long polls one worker keeps open (default 2)"},
 	{"SMTP_ADDR", "SMTP server host:port for email notifications (unset: in-app only)"},
 	{"SMTP_FROM", "sender address (default smartcopy@localhost)"},
 	{"SMTP_USERNAME", "SMTP user (PLAIN auth when set)"},
@@ -131,6 +140,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	r.str("SMARTCOPY_TASK_QUEUE", &cfg.TaskQueue)
 	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", &cfg.MaxConcurrentActivities)
 	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", &cfg.MaxConcurrentWorkflowTasks)
+	r.positiveInt("SMARTCOPY_WORKFLOW_TASK_POLLERS", &cfg.WorkflowTaskPollers)
+	r.positiveInt("SMARTCOPY_ACTIVITY_TASK_POLLERS", &cfg.ActivityTaskPollers)
 	r.hostPort("SMTP_ADDR", &cfg.SMTPAddr, false)
 	r.email("SMTP_FROM", &cfg.SMTPFrom)
 	r.str("SMTP_USERNAME", &cfg.SMTPUsername)

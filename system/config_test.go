@@ -37,6 +37,8 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"DATABASE_MAX_CONNS", "many"},
 		{"SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", "-1"},
 		{"SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", "1.5"},
+		{"SMARTCOPY_WORKFLOW_TASK_POLLERS", "0"},
+		{"SMARTCOPY_ACTIVITY_TASK_POLLERS", "two"},
 		{"SMTP_ADDR", "mail.example.com"},
 		{"SMTP_FROM", "not an address"},
 		{"METRICS_ADDR", "9090"},

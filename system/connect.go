@@ -104,6 +104,8 @@ func NewWorker(c client.Client, cfg Config, acts *activities.Activities) worker.
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.MaxConcurrentWorkflowTasks,
+		MaxConcurrentWorkflowTaskPollers:       cfg.WorkflowTaskPollers,
+		MaxConcurrentActivityTaskPollers:       cfg.ActivityTaskPollers,
 	})
 	RegisterWorkflows(w, cfg.Workflow)
 	w.RegisterActivity(acts)

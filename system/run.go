@@ -113,6 +113,7 @@ func StartWorker(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Worke
 	}
 	attrs := []any{"task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
 		"max_concurrent_activities", cfg.MaxConcurrentActivities, "max_concurrent_workflow_tasks", cfg.MaxConcurrentWorkflowTasks,
+		"workflow_task_pollers", cfg.WorkflowTaskPollers, "activity_task_pollers", cfg.ActivityTaskPollers,
 		"database_max_conns", cfg.DatabaseMaxConns}
 	if p.MetricsAddr != nil {
 		attrs = append(attrs, "metrics_addr", p.MetricsAddr.String())
