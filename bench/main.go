@@ -48,6 +48,7 @@ type options struct {
 	stickyCache      int
 	noGzip           bool
 	followTimeout    time.Duration
+	probe            bool
 	baselines        string
 	temporalAddress  string
 	namespace        string
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	f.IntVar(&o.stickyCache, "sticky-cache", 0, "worker.SetStickyWorkflowCacheSize (0: SDK default 10,000)")
 	f.BoolVar(&o.noGzip, "no-gzip", false, "dial Temporal without gRPC gzip compression (the SDK compresses by default)")
 	f.DurationVar(&o.followTimeout, "follow-timeout", 15*time.Second, "workflows.Config.FollowTimeout for the bench's workers; the bench waits it out after setup (see README: its timer fires even after the follow)")
+	f.BoolVar(&o.probe, "probe", true, "after the script, measure the server's CPU per signal and workflow task with a workflow that does nothing (min(N, 300) of them)")
 	f.StringVar(&o.baselines, "baselines", "naive,floor,direct", "baselines to run beside smartcopy: naive, floor, direct (comma-separated, or none)")
 	f.StringVar(&o.temporalAddress, "temporal-address", "", "use this Temporal frontend instead of starting a dev server (its search attributes must be registered)")
 	f.StringVar(&o.namespace, "namespace", "default", "namespace with -temporal-address")
@@ -269,6 +271,13 @@ func (b *bench) run(ctx context.Context) (*Result, error) {
 	for _, sys := range b.systems {
 		if sample := samples[sys.Name()]; len(sample) > 0 {
 			res.History = append(res.History, b.historyProfile(ctx, sys, sample, before[sys.Name()], measured))
+		}
+	}
+	if b.opts.probe && b.st.serverPID != 0 {
+		b.logf("probe: the server's CPU per operation with %d idle workflows\n", min(b.opts.n, 300))
+		res.Probe, err = b.probeServer(ctx, min(b.opts.n, 300))
+		if err != nil {
+			return res, err
 		}
 	}
 	problems, err := b.finalCheck(ctx)

@@ -23,6 +23,9 @@ type Result struct {
 	Ratios  Ratios           `json:"ratios"`
 	Goals   []Goal           `json:"goals"`
 	History []HistoryProfile `json:"history"`
+	// Probe is the server's CPU per operation (absent with -probe=false
+	// or a given server, whose CPU the bench cannot see).
+	Probe []ProbeResult `json:"probe,omitempty"`
 	// Problems are every wrong, lost or doubled copy found, per event
 	// and at the end; OK is false when there is any.
 	Problems      []string `json:"problems,omitempty"`
@@ -174,7 +177,7 @@ func optionsView(o options) map[string]any {
 		"n": o.n, "rounds": o.rounds, "concurrency": o.concurrency, "naive_concurrency": o.naiveConcurrency,
 		"floor_concurrency": o.floorConcurrency, "workers": o.workers, "db_conns": o.dbConns,
 		"max_activities": o.maxActivities, "max_workflow_tasks": o.maxWorkflowTasks, "wf_pollers": o.wfPollers,
-		"act_pollers": o.actPollers, "sticky_cache": o.stickyCache, "no_gzip": o.noGzip, "follow_timeout": o.followTimeout.String(), "baselines": o.baselines,
+		"act_pollers": o.actPollers, "sticky_cache": o.stickyCache, "no_gzip": o.noGzip, "follow_timeout": o.followTimeout.String(), "probe": o.probe, "baselines": o.baselines,
 		"temporal_address": o.temporalAddress, "external_database": o.databaseURL != "", "profile": o.profile,
 	}
 }
@@ -262,6 +265,16 @@ func printReport(w io.Writer, r *Result, opts options) {
 		}
 	}
 
+	if len(r.Probe) > 0 {
+		fmt.Fprintln(w, "\nserver probe (a workflow that only receives signals; CPU ms per operation):")
+		for _, p := range r.Probe {
+			fmt.Fprintf(w, "  %-40s server %5.2f  bench process %5.2f  (call p50 %.1f ms, %d in %.0f ms)\n",
+				p.Operation, p.ServerMS, p.BenchMS, p.CallP50MS, p.Count, p.WallMS)
+		}
+		if sc := r.summary("smartcopy"); sc != nil {
+			fmt.Fprintf(w, "  %-40s server %5.2f  bench process %5.2f\n", "smartcopy copy (from the summary)", sc.ServerCPUPerCopy, sc.BenchCPUPerCopy)
+		}
+	}
 	if opts.profile {
 		printProfile(w, r)
 	}
