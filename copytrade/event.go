@@ -85,6 +85,17 @@ func (e TraderEvent) Validate() *FieldError {
 	if !e.Side.Valid() {
 		return fieldErr("side", "must be long or short, got %q", e.Side)
 	}
+	for _, f := range []struct {
+		name  string
+		value decimal.Decimal
+	}{
+		{"leverage", e.Leverage}, {"margin", e.Margin}, {"equity", e.Equity}, {"price", e.Price}, {"size", e.Size},
+		{"size_before", e.SizeBefore}, {"margin_delta", e.MarginDelta}, {"margin_before", e.MarginBefore},
+	} {
+		if err := ValidateMagnitude(f.name, f.value); err != nil {
+			return err
+		}
+	}
 	switch e.Kind {
 	case EventOpen:
 		if !e.MarginMode.Valid() {
@@ -182,6 +193,9 @@ func ValidateInvestment(field string, amount decimal.Decimal, rules Rules) *Fiel
 	if !amount.IsPositive() {
 		return fieldErr(field, "must be a positive amount of USDT, got %s", amount)
 	}
+	if err := ValidateMagnitude(field, amount); err != nil {
+		return err
+	}
 	if amount.LessThan(rules.MinInvestment) {
 		return fieldErr(field, "must be at least %s USDT, got %s", rules.MinInvestment, amount)
 	}
@@ -191,19 +205,29 @@ func ValidateInvestment(field string, amount decimal.Decimal, rules Rules) *Fiel
 	return nil
 }
 
-// ValidateStopLoss checks a stop-loss amount: zero (none) or positive.
+// ValidateStopLoss checks a stop-loss amount: zero (none) or positive, at
+// most MoneyScale decimal places, not above MaxAmount.
 func ValidateStopLoss(amount decimal.Decimal) *FieldError {
 	if amount.IsNegative() {
 		return fieldErr("stop_loss", "must be a positive amount of USDT, got %s", amount)
+	}
+	if err := ValidateMagnitude("stop_loss", amount); err != nil {
+		return err
+	}
+	if !amount.Equal(amount.Round(MoneyScale)) {
+		return fieldErr("stop_loss", "has more than %d decimal places", MoneyScale)
 	}
 	return nil
 }
 
 // ValidateAmount checks an amount of USDT moved by a request: positive,
-// at most MoneyScale decimal places.
+// at most MoneyScale decimal places, not above MaxAmount.
 func ValidateAmount(field string, amount decimal.Decimal) *FieldError {
 	if !amount.IsPositive() {
 		return fieldErr(field, "must be a positive amount of USDT, got %s", amount)
+	}
+	if err := ValidateMagnitude(field, amount); err != nil {
+		return err
 	}
 	if !amount.Equal(amount.Round(MoneyScale)) {
 		return fieldErr(field, "has more than %d decimal places", MoneyScale)
@@ -211,8 +235,25 @@ func ValidateAmount(field string, amount decimal.Decimal) *FieldError {
 	return nil
 }
 
+// MaxAmount bounds every figure a request or a trader event carries: more
+// USDT than exists (about 1e11), or contracts, prices or leverage beyond
+// any listing. A figure above it is a typo or an attack; refusing it keeps
+// sums, products and PostgreSQL's numerics far from absurd sizes.
+var MaxAmount = decimal.New(1, 15)
+
+// ValidateMagnitude refuses a figure whose size is above MaxAmount.
+func ValidateMagnitude(field string, d decimal.Decimal) *FieldError {
+	if d.Abs().GreaterThan(MaxAmount) {
+		// A huge figure is named by its order of magnitude, not printed
+		// digit by digit.
+		return fieldErr(field, "is too large: at most 1e15, got about 1e%d", d.NumDigits()+int(d.Exponent())-1)
+	}
+	return nil
+}
+
 // ParseAmount reads a decimal from text, refusing what is not a finite
-// number (NaN, Inf, empty, garbage) with the field's name.
+// number (NaN, Inf, empty, garbage) or is above MaxAmount, with the
+// field's name.
 func ParseAmount(field, text string) (decimal.Decimal, *FieldError) {
 	text = strings.TrimSpace(text)
 	if text == "" {
@@ -220,7 +261,13 @@ func ParseAmount(field, text string) (decimal.Decimal, *FieldError) {
 	}
 	d, err := decimal.NewFromString(text)
 	if err != nil {
+		if len(text) > 40 {
+			text = text[:40] + "…"
+		}
 		return decimal.Zero, fieldErr(field, "is not a number: %q", text)
+	}
+	if fe := ValidateMagnitude(field, d); fe != nil {
+		return decimal.Zero, fe
 	}
 	return d, nil
 }

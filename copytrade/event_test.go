@@ -60,6 +60,11 @@ func TestTraderEventValidate_R25(t *testing.T) {
 		{"leverage zero", func(e *copytrade.TraderEvent) { e.Kind = copytrade.EventLeverage; e.Leverage = d("0") }, "leverage"},
 		{"leverage negative", func(e *copytrade.TraderEvent) { e.Kind = copytrade.EventLeverage; e.Leverage = d("-2") }, "leverage"},
 		{"margin delta zero", func(e *copytrade.TraderEvent) { e.Kind = copytrade.EventMargin; e.MarginDelta = d("0") }, "margin_delta"},
+		{"huge size", func(e *copytrade.TraderEvent) { e.Size = d("1e400") }, "size"},
+		{"huge leverage", func(e *copytrade.TraderEvent) { e.Leverage = d("1e16") }, "leverage"},
+		{"huge equity", func(e *copytrade.TraderEvent) { e.Equity = d("1e400") }, "equity"},
+		{"huge price", func(e *copytrade.TraderEvent) { e.Price = d("1e20") }, "price"},
+		{"huge margin removed", func(e *copytrade.TraderEvent) { e.Kind = copytrade.EventMargin; e.MarginDelta = d("-1e400") }, "margin_delta"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,13 +147,21 @@ func TestValidateAmount_R18(t *testing.T) {
 			t.Errorf("ValidateAmount(%s) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"0", "-1", "0.000000001"} {
+	for _, bad := range []string{"0", "-1", "0.000000001", "1e400", "1000000000000000.00000001"} {
 		if err := copytrade.ValidateAmount("amount", d(bad)); err == nil || err.Field != "amount" {
 			t.Errorf("ValidateAmount(%s) = %v, want an error on field amount", bad, err)
 		}
 	}
 	if err := copytrade.ValidateStopLoss(d("0")); err != nil {
 		t.Errorf("zero stop loss (none) refused: %v", err)
+	}
+	for _, bad := range []string{"-0.01", "1e400", "0.000000001"} {
+		if err := copytrade.ValidateStopLoss(d(bad)); err == nil || err.Field != "stop_loss" {
+			t.Errorf("ValidateStopLoss(%s) = %v, want an error on field stop_loss", bad, err)
+		}
+	}
+	if err := copytrade.ValidateInvestment("investment", d("1e400"), copytrade.DefaultRules()); err == nil || err.Field != "investment" {
+		t.Errorf("ValidateInvestment(1e400) = %v, want an error on field investment", err)
 	}
 }
 
@@ -161,9 +174,8 @@ func TestParseAmount_R25(t *testing.T) {
 		"0.00000001": "0.00000001",
 		"-3":         "-3", // a number: the sign is the amount validators' business
 		"1e3":        "1000",
-		// Finite, if absurd: parsing accepts it and the balance check
-		// refuses it later, as for any amount the follower does not have.
-		"1e400": "1" + strings.Repeat("0", 400),
+		"1e15":       "1" + strings.Repeat("0", 15),
+		"-1e15":      "-1" + strings.Repeat("0", 15),
 	}
 	for text, want := range good {
 		got, err := copytrade.ParseAmount("investment", text)
@@ -173,7 +185,11 @@ func TestParseAmount_R25(t *testing.T) {
 		}
 		eq(t, "ParseAmount("+text+")", got, d(want))
 	}
-	for _, text := range []string{"", "   ", "abc", "NaN", "nan", "Inf", "+Inf", "-Infinity", "1,000", "0x10", "1e", "1e99999", "1..2", "--1"} {
+	// Finite but absurd figures are refused too: no balance check stands
+	// behind a deposit, a stop loss, a price or an equity, and 1e400 USDT
+	// is a typo, not an amount.
+	for _, text := range []string{"", "   ", "abc", "NaN", "nan", "Inf", "+Inf", "-Infinity", "1,000", "0x10", "1e", "1e99999", "1..2", "--1",
+		"1e400", "-1e400", "1000000000000000.01", strings.Repeat("9", 500)} {
 		got, err := copytrade.ParseAmount("investment", text)
 		if err == nil {
 			t.Errorf("ParseAmount(%q) = %s, want an error", text, got)

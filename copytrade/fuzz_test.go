@@ -176,6 +176,9 @@ func FuzzTraderEventValidate(f *testing.F) {
 		`{"event_id":"e/1","trader_id":"t 1","kind":"close","size":"1e400","price":"-0"}`,
 		`{"event_id":"e5","trader_id":"t1","kind":"open","inst_id":"X","side":"long","margin_mode":"isolated","size":"1e-9999","at":"2024-02-26T00:00:00Z"}`,
 		`{}`, `null`, `[]`, `{"size":null}`,
+		`{"event_id":"e6","trader_id":"t1","kind":"leverage","inst_id":"BTC-USDT-SWAP","side":"long","leverage":"1e16"}`,
+		`{"event_id":"e7","trader_id":"t1","kind":"margin","inst_id":"BTC-USDT-SWAP","side":"short","margin_delta":-1e400}`,
+		`{"event_id":"e8","trader_id":"t1","kind":"open","inst_id":"BTC-USDT-SWAP","side":"long","margin_mode":"cross","size":"1","equity":"Infinity"}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -195,6 +198,11 @@ func FuzzTraderEventValidate(f *testing.F) {
 		if copytrade.ValidateID("event_id", e.EventID) != nil || copytrade.ValidateID("trader_id", e.TraderID) != nil ||
 			e.InstID == "" || !e.Side.Valid() {
 			t.Fatalf("accepted an event without valid ids or side: %+v", e)
+		}
+		for _, v := range []decimal.Decimal{e.Leverage, e.Margin, e.Equity, e.Price, e.Size, e.SizeBefore, e.MarginDelta, e.MarginBefore} {
+			if v.Abs().GreaterThan(copytrade.MaxAmount) {
+				t.Fatalf("accepted an event with a figure above MaxAmount: %s", v)
+			}
 		}
 		switch e.Kind {
 		case copytrade.EventOpen:
