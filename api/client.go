@@ -81,17 +81,47 @@ func (c *Client) Follow(ctx context.Context, req copytrade.FollowRequest) (workf
 
 // ChangeInvestment raises or lowers the investment of the live relationship
 // and answers with the new fund figures (R18).
+//
+// The workflow's validator cannot see the follower's available balance, so
+// a raise the follower cannot pay is refused here first, before it reaches
+// the workflow's history. The store checks again when the money moves: it
+// is the authority, this only keeps the common refusal out of history.
 func (c *Client) ChangeInvestment(ctx context.Context, followerID, traderID string, req workflows.InvestmentRequest) (FundView, error) {
 	var fund FundView
+	if req.Direction == workflows.Raise && req.Amount.IsPositive() && c.Store != nil {
+		available, err := c.Store.AvailableBalance(ctx, followerID)
+		if err != nil {
+			return fund, err
+		}
+		if available.LessThan(req.Amount) {
+			return fund, &copytrade.FieldError{Field: "amount", Reason: fmt.Sprintf("available balance %s USDT is less than %s", available, req.Amount)}
+		}
+	}
 	err := c.update(ctx, followerID, traderID, workflows.UpdateChangeInvestment, &fund, req)
-	return fund, err
+	return fund, c.notFollowing(ctx, err, followerID, traderID)
 }
 
 // SetStopLoss sets (or clears, with zero) the stop loss and stop setting.
 func (c *Client) SetStopLoss(ctx context.Context, followerID, traderID string, req workflows.StopLossRequest) (workflows.Settings, error) {
 	var s workflows.Settings
 	err := c.update(ctx, followerID, traderID, workflows.UpdateSetStopLoss, &s, req)
-	return s, err
+	return s, c.notFollowing(ctx, err, followerID, traderID)
+}
+
+// notFollowing answers a request to a relationship that has no running
+// workflow as a refusal naming what is wrong (R25): the follower does not
+// follow the trader, or their relationship has ended.
+func (c *Client) notFollowing(ctx context.Context, err error, followerID, traderID string) error {
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		return err
+	}
+	if c.Store != nil {
+		if rel, lerr := c.lastRelationship(ctx, followerID, traderID); lerr == nil && !rel.Live() {
+			return &copytrade.FieldError{Field: "relationship", Reason: fmt.Sprintf("%s's relationship with %s has ended", followerID, traderID)}
+		}
+	}
+	return &copytrade.FieldError{Field: "trader_id", Reason: fmt.Sprintf("%s does not follow %s", followerID, traderID)}
 }
 
 // Unfollow stops the relationship (R22). Asking again, even after the
