@@ -46,7 +46,7 @@ type options struct {
 	wfPollers        int
 	actPollers       int
 	stickyCache      int
-	noGzip           bool
+	grpcCompression  string
 	followTimeout    time.Duration
 	probe            bool
 	baselines        string
@@ -76,11 +76,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	f.IntVar(&o.dbConns, "db-conns", 32, "PostgreSQL pool size of the workers (DATABASE_MAX_CONNS)")
 	f.IntVar(&o.maxActivities, "max-activities", 0, "worker MaxConcurrentActivityExecutionSize (0: smartcopy's default)")
 	f.IntVar(&o.maxWorkflowTasks, "max-workflow-tasks", 0, "worker MaxConcurrentWorkflowTaskExecutionSize (0: smartcopy's default)")
-	f.IntVar(&o.wfPollers, "wf-pollers", 0, "worker MaxConcurrentWorkflowTaskPollers (0: SDK default; set: the bench builds the worker itself)")
-	f.IntVar(&o.actPollers, "act-pollers", 0, "worker MaxConcurrentActivityTaskPollers (0: SDK default; set: the bench builds the worker itself)")
+	f.IntVar(&o.wfPollers, "wf-pollers", 0, "SMARTCOPY_WORKFLOW_TASK_POLLERS for every worker (0: smartcopy's default)")
+	f.IntVar(&o.actPollers, "act-pollers", 0, "SMARTCOPY_ACTIVITY_TASK_POLLERS for every worker (0: smartcopy's default)")
 	f.IntVar(&o.stickyCache, "sticky-cache", 0, "worker.SetStickyWorkflowCacheSize (0: SDK default 10,000)")
-	f.BoolVar(&o.noGzip, "no-gzip", false, "dial Temporal without gRPC gzip compression (the SDK compresses by default)")
-	f.DurationVar(&o.followTimeout, "follow-timeout", 15*time.Second, "workflows.Config.FollowTimeout for the bench's workers; the bench waits it out after setup (see README: its timer fires even after the follow)")
+	f.StringVar(&o.grpcCompression, "grpc-compression", "none", "TEMPORAL_GRPC_COMPRESSION for every client: none (as the run command and tests use next to the server) or gzip")
+	f.DurationVar(&o.followTimeout, "follow-timeout", 0, "set workflows.Config.FollowTimeout and wait it out after setup (for code before db8fcc6, whose follow-timeout timer fires even after the follow); 0: leave it")
 	f.BoolVar(&o.probe, "probe", true, "after the script, measure the server's CPU per signal and workflow task with a workflow that does nothing (min(N, 300) of them)")
 	f.StringVar(&o.baselines, "baselines", "naive,floor,direct", "baselines to run beside smartcopy: naive, floor, direct (comma-separated, or none)")
 	f.StringVar(&o.temporalAddress, "temporal-address", "", "use this Temporal frontend instead of starting a dev server (its search attributes must be registered)")
@@ -108,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.eventTimeout == 0 {
 		o.eventTimeout = 30*time.Second + time.Duration(o.n)*30*time.Millisecond
+	}
+	if o.grpcCompression != "none" && o.grpcCompression != "gzip" {
+		return o, fmt.Errorf("-grpc-compression: none or gzip, got %q", o.grpcCompression)
 	}
 	for _, b := range strings.Split(o.baselines, ",") {
 		switch strings.TrimSpace(b) {

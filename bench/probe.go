@@ -60,7 +60,11 @@ func (b *bench) probeServer(ctx context.Context, k int) ([]ProbeResult, error) {
 	}
 	pub := b.st.pubClient
 	var out []ProbeResult
+	// A probe workflow task is counted when the worker has executed it;
+	// an operation is over when all k have been, and the workers are idle.
+	const tasksDone = "workflow_task_execution_latency workflow_type=" + probeWorkflowName
 	measure := func(op string, call func(id string) error, waitWorker bool) error {
+		b.st.sink.reset()
 		cpuA := b.cpu.snap(ctx)
 		start := time.Now()
 		lat := make([]float64, k)
@@ -74,6 +78,13 @@ func (b *bench) probeServer(ctx context.Context, k int) ([]ProbeResult, error) {
 			return fmt.Errorf("probe %s: %w", op, err)
 		}
 		if waitWorker {
+			deadline := time.Now().Add(b.opts.eventTimeout)
+			for b.st.sink.count(tasksDone) < k && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := b.st.sink.count(tasksDone); n < k {
+				return fmt.Errorf("probe %s: %d of %d workflow tasks ran within %s", op, n, k, b.opts.eventTimeout)
+			}
 			b.waitIdle(ctx)
 		} else {
 			time.Sleep(500 * time.Millisecond)

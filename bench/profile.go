@@ -366,6 +366,13 @@ func (s *metricsSink) reset() {
 
 func (s *metricsSink) handler() client.MetricsHandler { return metricsHandler{sink: s} }
 
+// count is how many samples timer key has in this window.
+func (s *metricsSink) count(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.timers[key])
+}
+
 // snapshot returns the window's timers and counters.
 func (s *metricsSink) snapshot() (map[string]Dist, map[string]int64) {
 	s.mu.Lock()

@@ -177,7 +177,7 @@ func optionsView(o options) map[string]any {
 		"n": o.n, "rounds": o.rounds, "concurrency": o.concurrency, "naive_concurrency": o.naiveConcurrency,
 		"floor_concurrency": o.floorConcurrency, "workers": o.workers, "db_conns": o.dbConns,
 		"max_activities": o.maxActivities, "max_workflow_tasks": o.maxWorkflowTasks, "wf_pollers": o.wfPollers,
-		"act_pollers": o.actPollers, "sticky_cache": o.stickyCache, "no_gzip": o.noGzip, "follow_timeout": o.followTimeout.String(), "probe": o.probe, "baselines": o.baselines,
+		"act_pollers": o.actPollers, "sticky_cache": o.stickyCache, "grpc_compression": o.grpcCompression, "follow_timeout": o.followTimeout.String(), "probe": o.probe, "baselines": o.baselines,
 		"temporal_address": o.temporalAddress, "external_database": o.databaseURL != "", "profile": o.profile,
 	}
 }

@@ -96,16 +96,18 @@ func (b *bench) setup(ctx context.Context) (SetupResult, error) {
 		b.logf("setup: %d %s follows in %.1f s (%.0f/s)\n", len(pop.Followers), sys.Name(), res.FollowsMS[sys.Name()]/1000,
 			float64(len(pop.Followers))/time.Since(start).Seconds())
 	}
-	// Every relationship's follow-timeout timer fires FollowTimeout after
-	// its start even though the follow came (AwaitWithTimeout does not
-	// cancel its timer in this SDK version), adding a workflow task per
-	// relationship. Let them all fire before measuring.
-	if wait := time.Until(followsDone.Add(b.st.cfg.Workflow.FollowTimeout + time.Second)); wait > 0 {
-		b.logf("setup: waiting %.0f s for the relationships' follow-timeout timers to fire\n", wait.Seconds())
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return res, ctx.Err()
+	// Before db8fcc6 every relationship's follow-timeout timer fired
+	// FollowTimeout after its start even though the follow came, adding a
+	// workflow task per relationship; -follow-timeout lets them fire
+	// before measuring such code.
+	if b.opts.followTimeout > 0 {
+		if wait := time.Until(followsDone.Add(b.opts.followTimeout + time.Second)); wait > 0 {
+			b.logf("setup: waiting %.0f s for the relationships' follow-timeout timers to fire\n", wait.Seconds())
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
 		}
 	}
 	b.waitIdle(ctx)

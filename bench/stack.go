@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -159,20 +158,16 @@ func (s *stack) newPool(ctx context.Context, size int) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// dial connects as system.DialTemporal does (the configuration's
+// compression, TLS and so on), with the bench's metrics handler and
+// interceptors.
 func (s *stack) dial(ctx context.Context, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
-	opts := client.Options{
-		HostPort:       s.address,
-		Namespace:      s.namespace,
-		Logger:         sdklog.NewStructuredLogger(s.logger),
-		MetricsHandler: s.sink.handler(),
-		Interceptors:   interceptors,
-	}
-	if s.opts.noGzip {
-		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
-	}
-	c, err := client.DialContext(ctx, opts)
+	c, err := system.DialTemporal(ctx, s.cfg, s.logger, func(o *client.Options) {
+		o.MetricsHandler = s.sink.handler()
+		o.Interceptors = interceptors
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", s.address, err)
+		return nil, err
 	}
 	s.clients = append(s.clients, c)
 	return c, nil
@@ -209,6 +204,13 @@ func (s *stack) connect(ctx context.Context) error {
 		s.cfg.MaxConcurrentWorkflowTasks = s.opts.maxWorkflowTasks
 	}
 	s.cfg.Workflow.Rules.MaxFollowersPerTrader = max(s.cfg.Workflow.Rules.MaxFollowersPerTrader, s.opts.n)
+	s.cfg.TemporalGRPCCompression = s.opts.grpcCompression
+	if s.opts.wfPollers > 0 {
+		s.cfg.WorkflowTaskPollers = s.opts.wfPollers
+	}
+	if s.opts.actPollers > 0 {
+		s.cfg.ActivityTaskPollers = s.opts.actPollers
+	}
 	if s.opts.followTimeout > 0 {
 		s.cfg.Workflow.FollowTimeout = s.opts.followTimeout
 	}
@@ -225,18 +227,14 @@ func (s *stack) connect(ctx context.Context) error {
 	return nil
 }
 
-// tuned says whether any worker option beyond what system.NewWorker sets
-// was asked for; without one the bench uses system.NewWorker itself.
-func (s *stack) tuned() bool {
-	return s.opts.wfPollers > 0 || s.opts.actPollers > 0
-}
-
+// workerOptions are system.NewWorker's options, for the naive and probe
+// workers, so that every worker in a run is tuned alike.
 func (s *stack) workerOptions() worker.Options {
 	return worker.Options{
 		MaxConcurrentActivityExecutionSize:     s.cfg.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: s.cfg.MaxConcurrentWorkflowTasks,
-		MaxConcurrentWorkflowTaskPollers:       s.opts.wfPollers,
-		MaxConcurrentActivityTaskPollers:       s.opts.actPollers,
+		MaxConcurrentWorkflowTaskPollers:       s.cfg.WorkflowTaskPollers,
+		MaxConcurrentActivityTaskPollers:       s.cfg.ActivityTaskPollers,
 	}
 }
 
@@ -259,14 +257,7 @@ func (s *stack) startWorkers() error {
 			s.acts.Venue = &timedVenue{Venue: s.acts.Venue, rec: s.rec}
 			s.naiveActs = &naiveActivities{Venue: s.acts.Venue}
 		}
-		var w worker.Worker
-		if s.tuned() {
-			w = worker.New(c, s.cfg.TaskQueue, s.workerOptions())
-			system.RegisterWorkflows(w, s.cfg.Workflow)
-			w.RegisterActivity(s.acts)
-		} else {
-			w = system.NewWorker(c, s.cfg, s.acts)
-		}
+		w := system.NewWorker(c, s.cfg, s.acts)
 		nw := worker.New(c, s.naiveTQ, s.workerOptions())
 		nw.RegisterWorkflowWithOptions(naiveCopy, workflow.RegisterOptions{Name: naiveWorkflowName})
 		nw.RegisterActivityWithOptions(s.naiveActs.Place, activity.RegisterOptions{Name: naiveActivityName})
