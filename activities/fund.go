@@ -173,3 +173,18 @@ func (a *Activities) Release(ctx context.Context, rel RelRef) (decimal.Decimal, 
 	}
 	return released, nil
 }
+
+// TraderEventsInput asks for a trader's recorded events after a sequence
+// number.
+type TraderEventsInput struct {
+	TraderID string `json:"trader_id"`
+	AfterSeq int64  `json:"after_seq"`
+	Limit    int    `json:"limit"`
+}
+
+// TraderEvents reads the trader's recorded events after AfterSeq: how a
+// relationship fills a gap in its signals, or catches up after holding
+// back more events than it keeps in its state.
+func (a *Activities) TraderEvents(ctx context.Context, in TraderEventsInput) ([]copytrade.TraderEvent, error) {
+	return a.Store.TraderEventsAfter(ctx, in.TraderID, in.AfterSeq, in.Limit)
+}

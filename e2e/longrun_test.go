@@ -130,8 +130,11 @@ func TestTenThousandEventsThroughOneRelationship(t *testing.T) {
 	if st.Counters.EventsApplied != int64(n) {
 		t.Errorf("applied %d events, want %d", st.Counters.EventsApplied, n)
 	}
-	if st.Counters.Duplicates != int64(duplicates) {
-		t.Errorf("ignored %d duplicates, injected %d", st.Counters.Duplicates, duplicates)
+	// Duplicates are recognised by the watermark, or arrive while the
+	// original waits in PostgreSQL (deferred, read back once); either way
+	// none is applied twice, which the orders below show.
+	if st.Counters.Duplicates < 4 || st.Counters.Duplicates > int64(duplicates) {
+		t.Errorf("ignored %d duplicates, injected %d (4 of them after everything was applied)", st.Counters.Duplicates, duplicates)
 	}
 	var orders, doubled int
 	must(t, e.Pool.QueryRow(ctx, `select count(*) from orders where relationship_id = $1`, res.RelationshipID).Scan(&orders))
@@ -167,7 +170,8 @@ func TestTenThousandEventsThroughOneRelationship(t *testing.T) {
 	if !audit.OK() {
 		t.Errorf("audit: %v", audit.Differences)
 	}
-	t.Logf("events %d, published in %s, all applied in %s (%.0f events/s); continue-as-new %d, longest run %d history events (%.1f per event); duplicates injected %d, applied 0",
+	t.Logf("events %d, published in %s, all applied in %s (%.0f events/s); continue-as-new %d, longest run %d history events (%.1f per event); "+
+		"duplicates injected %d, recognised %d, applied 0; events deferred to PostgreSQL %d",
 		n, published.Round(time.Millisecond), applied.Round(time.Millisecond), float64(n)/applied.Seconds(),
-		st.Counters.ContinuedAsNew, maxLen, float64(maxLen)/float64(n/len(runIDs)), duplicates)
+		st.Counters.ContinuedAsNew, maxLen, float64(maxLen)/float64(n/len(runIDs)), duplicates, st.Counters.Duplicates, st.Counters.DeferredToStore)
 }

@@ -256,3 +256,28 @@ func instrument(ctx context.Context, q querier, instID string) (copytrade.Instru
 	}
 	return i, err == nil, err
 }
+
+// TraderEventsAfter returns the trader's recorded events with a sequence
+// number above afterSeq, in order, at most limit of them. A relationship
+// reads them to fill a gap in what it was signalled: every published event
+// is recorded here before it is sent.
+func (s *Store) TraderEventsAfter(ctx context.Context, traderID string, afterSeq int64, limit int) ([]copytrade.TraderEvent, error) {
+	rows, err := s.pool.Query(ctx, `select payload from trader_events
+		where trader_id = $1 and seq > $2 order by seq limit $3`, traderID, afterSeq, limit)
+	if err != nil {
+		return nil, fail(err, "trader events of %s after %d", traderID, afterSeq)
+	}
+	payloads, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fail(err, "trader events of %s after %d", traderID, afterSeq)
+	}
+	events := make([]copytrade.TraderEvent, 0, len(payloads))
+	for _, p := range payloads {
+		var ev copytrade.TraderEvent
+		if err := json.Unmarshal(p, &ev); err != nil {
+			return nil, fail(err, "decode trader event of %s", traderID)
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}

@@ -47,6 +47,14 @@ type relationship struct {
 	wake     workflow.Channel
 	gapTimer workflow.Future
 	gapFired bool
+	// fetchedFor is the sequence number a read of recorded events was last
+	// made for, so a gap PostgreSQL cannot fill is read once, then held
+	// back and skipped as before.
+	fetchedFor int64
+	// taskLength and appliedInTask estimate how far a long workflow task
+	// has grown the history since it started (the length is read once per
+	// task).
+	taskLength, appliedInTask int
 	// notifying counts notification activities in flight.
 	notifying int
 }
@@ -225,7 +233,50 @@ func (r *relationship) enqueue(ctx workflow.Context, ev copytrade.TraderEvent) {
 		r.s.Counters.Duplicates++
 		return
 	}
+	if len(r.s.Held) >= maxHeld && r.eventsFromStore(ctx) {
+		// Far ahead of what is being applied: PostgreSQL has it, and the
+		// state (carried through continue-as-new) stays small.
+		r.s.Behind = true
+		r.s.Counters.DeferredToStore++
+		return
+	}
 	r.s.Held[ev.Seq] = ev
+}
+
+// maxHeld bounds the events held in the state ahead of the next one to
+// apply; beyond it they are read back from PostgreSQL when their turn
+// comes.
+const maxHeld = 256
+
+// eventsFromStore reports whether this relationship fills gaps from the
+// events recorded in PostgreSQL (versionEventsFromStore).
+func (r *relationship) eventsFromStore(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, versionEventsFromStore, workflow.DefaultVersion, 1) == 1
+}
+
+// fetchMissing reads the trader's recorded events after the watermark when
+// the next one has not arrived but later ones have (or were dropped past
+// maxHeld): the publisher records every event before signalling it, so
+// PostgreSQL has it. It reports whether the next event is now held.
+func (r *relationship) fetchMissing(ctx workflow.Context) bool {
+	next := r.s.LastSeq + 1
+	if r.fetchedFor == next || !r.eventsFromStore(ctx) {
+		return false
+	}
+	r.fetchedFor = next
+	var events []copytrade.TraderEvent
+	err := workflow.ExecuteLocalActivity(orderLocalCtx(ctx, fmt.Sprintf("read recorded trader events after seq %d", r.s.LastSeq)),
+		a.TraderEvents, activities.TraderEventsInput{TraderID: r.s.TraderID, AfterSeq: r.s.LastSeq, Limit: maxHeld}).Get(ctx, &events)
+	if err != nil {
+		r.logger(ctx).Error("reading recorded trader events failed", "after_seq", r.s.LastSeq, "error", err)
+		return false
+	}
+	r.s.Behind = len(events) == maxHeld
+	for _, ev := range events {
+		r.enqueue(ctx, ev)
+	}
+	_, ok := r.s.Held[next]
+	return ok
 }
 
 // applyReady applies held events in the trader's order. A gap holds back
@@ -235,10 +286,18 @@ func (r *relationship) applyReady(ctx workflow.Context) {
 	for {
 		next, ok := r.s.Held[r.s.LastSeq+1]
 		if !ok {
-			if len(r.s.Held) == 0 {
+			if len(r.s.Held) == 0 && !r.s.Behind {
 				r.s.GapSince = time.Time{}
 				r.gapFired = false
 				return
+			}
+			if r.fetchMissing(ctx) {
+				continue
+			}
+			if len(r.s.Held) == 0 {
+				// Nothing recorded beyond the watermark after all.
+				r.s.Behind = false
+				continue
 			}
 			if !r.gapFired {
 				r.holdGap(ctx)
@@ -253,6 +312,7 @@ func (r *relationship) applyReady(ctx workflow.Context) {
 		r.apply(ctx, next)
 		r.s.LastSeq = next.Seq
 		r.s.Counters.EventsApplied++
+		r.appliedInTask++
 		if r.shouldContinueAsNew(ctx) {
 			// A burst of events must not carry the history far past
 			// the server's suggestion: the rest stay held and cross
@@ -380,6 +440,12 @@ const (
 	// versionCancelFollowTimer: the follow-timeout timer is cancelled
 	// once the follow came.
 	versionCancelFollowTimer = "cancel-follow-timer"
+	// versionEventsFromStore: gaps are filled from the events recorded in
+	// PostgreSQL, and at most maxHeld events are held in the state.
+	versionEventsFromStore = "events-from-store"
+	// versionHistoryEstimate: HistoryLimit counts the events applied in a
+	// long workflow task, not only the length at its start.
+	versionHistoryEstimate = "history-estimate"
 	// versionStaleSyncs: a sync waiting for funds is dropped when a later
 	// leverage change or a full close makes it stale.
 	versionStaleSyncs = "drop-stale-pending-syncs"
@@ -656,9 +722,25 @@ func (r *relationship) activityFailed(ctx workflow.Context, what string, ev copy
 // hand over to a new run, and nothing is mid-flight.
 func (r *relationship) shouldContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	long := info.GetContinueAsNewSuggested() ||
-		(r.s.Config.HistoryLimit > 0 && info.GetCurrentHistoryLength() >= r.s.Config.HistoryLimit)
-	return long
+	if info.GetContinueAsNewSuggested() {
+		return true
+	}
+	length := info.GetCurrentHistoryLength()
+	if length != r.taskLength {
+		r.taskLength, r.appliedInTask = length, 0
+	}
+	limit := r.s.Config.HistoryLimit
+	if limit == 0 {
+		return false
+	}
+	if workflow.GetVersion(ctx, versionHistoryEstimate, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return length >= limit
+	}
+	// The length is read once per workflow task, and one task can apply
+	// hundreds of held events: count about two history events (a local
+	// activity marker, at times a notification or a status command) for
+	// each event applied since the task started.
+	return length+2*r.appliedInTask >= limit
 }
 
 // continueAsNew carries the whole state into a new run, after every update

@@ -52,6 +52,9 @@ func (s *RelationshipSuite) SetupTest() {
 	s.env.RegisterActivity(&activities.Activities{})
 	s.applied = nil
 	s.env.OnActivity(a.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
+	// PostgreSQL has recorded nothing beyond what was signalled, unless a
+	// test says otherwise.
+	s.env.OnActivity(a.TraderEvents, mock.Anything, mock.Anything).Return([]copytrade.TraderEvent(nil), nil).Maybe()
 	s.notified = nil
 	s.env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.NotifyInput) error {
 		s.notified = append(s.notified, n.Kind)
@@ -476,4 +479,39 @@ func (s *RelationshipSuite) TestContinuesAsNewWithState() {
 	s.Equal(int64(1), in.State.Counters.ContinuedAsNew)
 	s.Positive(in.State.LastSeq)
 	s.Equal(in.State.LastSeq, in.State.Counters.EventsApplied)
+}
+
+// R24: a gap is filled at once from the events recorded in PostgreSQL (the
+// publisher records every event before signalling it), instead of waiting
+// out the hold-back and skipping it.
+func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
+	env := s.NewTestWorkflowEnvironment()
+	wf := &workflows.Workflows{Config: s.cfg}
+	env.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.Follow, mock.Anything, mock.Anything).Return(activities.FollowOutput{Fund: fund("1000", "0", "0", "0")}, nil)
+	var applied []string
+	env.OnActivity(a.CopyOpen, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OpenInput) (activities.OrderOutcome, error) {
+			applied = append(applied, in.Event.EventID)
+			return activities.OrderOutcome{Placed: true, Fund: fund("1000", "0", "0.249", "99.6")}, nil
+		})
+	env.OnActivity(a.TraderEvents, mock.Anything, activities.TraderEventsInput{TraderID: "t1", AfterSeq: 0, Limit: 256}).
+		Return([]copytrade.TraderEvent{openEvent(1), openEvent(2)}, nil).Once()
+	var followed outcome
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(workflows.UpdateFollow, "f", record(&followed), followReq("1000")) }, 0)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalTraderEvent, openEvent(2)) }, time.Second)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		s.Require().NoError(err)
+		var view workflows.View
+		s.Require().NoError(v.Get(&view))
+		s.Equal(int64(2), view.State.LastSeq, "the gap was filled without waiting out the hold-back")
+		s.Equal(int64(0), view.State.Counters.GapsSkipped)
+		env.CancelWorkflow()
+	}, 2*time.Second)
+	env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
+	s.Equal([]string{"e1", "e2"}, applied)
+	env.AssertExpectations(s.T())
 }

@@ -29,8 +29,11 @@ type Config struct {
 // DefaultConfig is SPEC.md's rules with the workflow's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Rules:         copytrade.DefaultRules(),
-		GapHoldBack:   30 * time.Second,
+		Rules:       copytrade.DefaultRules(),
+		GapHoldBack: 30 * time.Second,
+		// Below the server's default suggestion (4,096 events), so a long
+		// burst continues as new before the server has to suggest it.
+		HistoryLimit:  3000,
 		FollowTimeout: time.Minute,
 	}
 }
@@ -64,14 +67,17 @@ type OrderNote struct {
 // Counters say what the relationship has seen; the exactly-once tests read
 // them.
 type Counters struct {
-	EventsApplied  int64 `json:"events_applied"`
-	Duplicates     int64 `json:"duplicates"`
-	Invalid        int64 `json:"invalid"`
-	GapsSkipped    int64 `json:"gaps_skipped"`
-	Late           int64 `json:"late"`
-	OrdersFilled   int64 `json:"orders_filled"`
-	OrdersFailed   int64 `json:"orders_failed"`
-	ContinuedAsNew int64 `json:"continued_as_new"`
+	EventsApplied int64 `json:"events_applied"`
+	Duplicates    int64 `json:"duplicates"`
+	Invalid       int64 `json:"invalid"`
+	GapsSkipped   int64 `json:"gaps_skipped"`
+	// DeferredToStore counts events received far ahead of the next one to
+	// apply, dropped from the state and read back from PostgreSQL later.
+	DeferredToStore int64 `json:"deferred_to_store"`
+	Late            int64 `json:"late"`
+	OrdersFilled    int64 `json:"orders_filled"`
+	OrdersFailed    int64 `json:"orders_failed"`
+	ContinuedAsNew  int64 `json:"continued_as_new"`
 }
 
 // State is everything a relationship is, in one serializable struct that
@@ -95,6 +101,10 @@ type State struct {
 	LastSeq int64 `json:"last_seq"`
 	// Held are events that arrived ahead of a missing one, by sequence.
 	Held map[int64]copytrade.TraderEvent `json:"held,omitempty"`
+	// Behind says events beyond the held ones were dropped to keep the
+	// state small (at most maxHeld held); they are read back from
+	// PostgreSQL, where every published event is recorded.
+	Behind bool `json:"behind,omitempty"`
 	// GapSince is when the oldest held-back gap was first seen.
 	GapSince time.Time `json:"gap_since,omitzero"`
 	// Skipped are sequence numbers given up on after GapHoldBack (the
