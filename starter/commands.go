@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"smartcopy/api"
@@ -92,7 +94,7 @@ func (e *env) close() {
 func (e *env) printf(format string, args ...any) { fmt.Fprintf(e.out, format, args...) }
 
 func cmdMigrate(ctx context.Context, e *env, args []string) error {
-	f := newFlags("migrate")
+	f := e.flags("migrate")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -104,7 +106,7 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdDeposit(ctx context.Context, e *env, args []string) error {
-	f := newFlags("deposit")
+	f := e.flags("deposit")
 	follower := f.String("follower", "", "follower id")
 	email := f.String("email", "", "follower's email address for notifications (optional)")
 	f.decimal("amount", "USDT to add to the available balance")
@@ -114,9 +116,13 @@ func cmdDeposit(ctx context.Context, e *env, args []string) error {
 	if err := f.id("follower", follower); err != nil {
 		return err
 	}
-	amount, err := f.amount("amount", false)
+	amount, err := f.number("amount", money, false)
 	if err != nil {
 		return err
+	}
+	// Checked before the deposit, which a bad address must not leave half done.
+	if fe := store.ValidateEmail(*email); fe != nil {
+		return asFlags(fe, nil)
 	}
 	s, err := e.store(ctx)
 	if err != nil {
@@ -124,11 +130,11 @@ func cmdDeposit(ctx context.Context, e *env, args []string) error {
 	}
 	available, err := s.Deposit(ctx, *follower, amount, "deposit/cli/"+uuid.NewString())
 	if err != nil {
-		return err
+		return asFlags(err, map[string]string{"follower_id": "follower"})
 	}
 	if *email != "" {
 		if err := s.SetFollowerEmail(ctx, *follower, *email); err != nil {
-			return err
+			return asFlags(err, map[string]string{"follower_id": "follower"})
 		}
 	}
 	e.printf("deposited %s USDT to %s; available balance %s USDT\n", amount, *follower, available)
@@ -136,7 +142,7 @@ func cmdDeposit(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdTrader(ctx context.Context, e *env, args []string) error {
-	f := newFlags("trader")
+	f := e.flags("trader")
 	trader := f.String("trader", "", "lead trader id")
 	f.decimal("equity", "the trader's account equity in USDT")
 	if err := f.parse(args); err != nil {
@@ -145,7 +151,7 @@ func cmdTrader(ctx context.Context, e *env, args []string) error {
 	if err := f.id("trader", trader); err != nil {
 		return err
 	}
-	equity, err := f.amount("equity", false)
+	equity, err := f.number("equity", money, false)
 	if err != nil {
 		return err
 	}
@@ -154,14 +160,14 @@ func cmdTrader(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := s.RegisterTrader(ctx, *trader, equity); err != nil {
-		return err
+		return asFlags(err, map[string]string{"trader_id": "trader"})
 	}
 	e.printf("lead trader %s registered with equity %s USDT\n", *trader, equity)
 	return nil
 }
 
 func cmdPrice(ctx context.Context, e *env, args []string) error {
-	f := newFlags("price")
+	f := e.flags("price")
 	inst := f.String("inst", "", "instrument id, e.g. BTC-USDT-SWAP")
 	f.decimal("price", "mark price in USDT")
 	if err := f.parse(args); err != nil {
@@ -170,7 +176,7 @@ func cmdPrice(ctx context.Context, e *env, args []string) error {
 	if err := f.required("inst", inst); err != nil {
 		return err
 	}
-	price, err := f.amount("price", false)
+	price, err := f.number("price", positive, false)
 	if err != nil {
 		return err
 	}
@@ -179,7 +185,7 @@ func cmdPrice(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := s.SetMarkPrice(ctx, *inst, price); err != nil {
-		return err
+		return asFlags(err, map[string]string{"inst_id": "inst"})
 	}
 	e.printf("mark price of %s is %s\n", *inst, price)
 	return nil
@@ -197,8 +203,14 @@ func checkRel(f *flags, follower, trader *string) error {
 	return f.id("trader", trader)
 }
 
+// followFlags are follow's flags by the request field they set.
+var followFlags = map[string]string{
+	"follower_id": "follower", "trader_id": "trader", "investment": "investment",
+	"stop_loss": "stop-loss", "stop_mode": "stop-mode",
+}
+
 func cmdFollow(ctx context.Context, e *env, args []string) error {
-	f := newFlags("follow")
+	f := e.flags("follow")
 	follower, trader := relFlags(f)
 	f.decimal("investment", "USDT to put behind the trader (minimum 100)")
 	copyExisting := f.Bool("copy-existing", false, "copy the trader's current positions at market now")
@@ -210,24 +222,32 @@ func cmdFollow(ctx context.Context, e *env, args []string) error {
 	if err := checkRel(f, follower, trader); err != nil {
 		return err
 	}
-	investment, err := f.amount("investment", false)
+	investment, err := f.number("investment", money, false)
 	if err != nil {
 		return err
 	}
-	stopLoss, err := f.amount("stop-loss", true)
+	stopLoss, err := f.number("stop-loss", zeroOrMoney, true)
 	if err != nil {
 		return err
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	req := copytrade.FollowRequest{
+		FollowerID: *follower, TraderID: *trader, Investment: investment,
+		CopyExisting: *copyExisting, StopLoss: stopLoss, StopMode: copytrade.StopMode(*stopMode),
+	}.Normalize()
+	if fe := req.Validate(cfg.Workflow.Rules); fe != nil {
+		return asFlags(fe, followFlags)
 	}
 	c, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
-	res, err := c.Follow(ctx, copytrade.FollowRequest{
-		FollowerID: *follower, TraderID: *trader, Investment: investment,
-		CopyExisting: *copyExisting, StopLoss: stopLoss, StopMode: copytrade.StopMode(*stopMode),
-	})
+	res, err := c.Follow(ctx, req)
 	if err != nil {
-		return err
+		return asFlags(err, followFlags)
 	}
 	e.printf("%s now follows %s (relationship %s, workflow %s)\n", *follower, *trader, res.RelationshipID, workflows.WorkflowID(*follower, *trader))
 	printFund(e.out, res.Fund.Figures, res.Fund.Positions)
@@ -235,7 +255,7 @@ func cmdFollow(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdInvest(ctx context.Context, e *env, args []string) error {
-	f := newFlags("invest")
+	f := e.flags("invest")
 	follower, trader := relFlags(f)
 	f.decimal("raise", "USDT to move from the available balance into the copy fund")
 	f.decimal("lower", "USDT to release from the copy fund to the available balance")
@@ -245,11 +265,11 @@ func cmdInvest(ctx context.Context, e *env, args []string) error {
 	if err := checkRel(f, follower, trader); err != nil {
 		return err
 	}
-	raise, err := f.amount("raise", true)
+	raise, err := f.number("raise", money, true)
 	if err != nil {
 		return err
 	}
-	lower, err := f.amount("lower", true)
+	lower, err := f.number("lower", money, true)
 	if err != nil {
 		return err
 	}
@@ -266,7 +286,7 @@ func cmdInvest(ctx context.Context, e *env, args []string) error {
 	}
 	fund, err := c.ChangeInvestment(ctx, *follower, *trader, req)
 	if err != nil {
-		return err
+		return asFlags(err, map[string]string{"amount": req.Direction, "trader_id": "trader", "relationship": "trader"})
 	}
 	e.printf("investment %sd by %s USDT\n", req.Direction, req.Amount)
 	printFund(e.out, fund.Figures, fund.Positions)
@@ -274,7 +294,7 @@ func cmdInvest(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdStopLoss(ctx context.Context, e *env, args []string) error {
-	f := newFlags("stoploss")
+	f := e.flags("stoploss")
 	follower, trader := relFlags(f)
 	f.decimal("amount", "maximum loss in USDT; 0 clears the stop loss")
 	mode := f.String("mode", "", "on stop: market_close, copy_close or manual_close (default: unchanged)")
@@ -284,9 +304,12 @@ func cmdStopLoss(ctx context.Context, e *env, args []string) error {
 	if err := checkRel(f, follower, trader); err != nil {
 		return err
 	}
-	amount, err := f.amount("amount", false)
+	amount, err := f.number("amount", zeroOrMoney, false)
 	if err != nil {
 		return err
+	}
+	if m := copytrade.StopMode(*mode); m != "" && !m.Valid() {
+		return usageError{fmt.Sprintf("-mode: must be market_close, copy_close or manual_close, got %q", *mode)}
 	}
 	c, err := e.client(ctx)
 	if err != nil {
@@ -294,7 +317,7 @@ func cmdStopLoss(ctx context.Context, e *env, args []string) error {
 	}
 	settings, err := c.SetStopLoss(ctx, *follower, *trader, workflows.StopLossRequest{StopLoss: amount, StopMode: copytrade.StopMode(*mode)})
 	if err != nil {
-		return err
+		return asFlags(err, map[string]string{"stop_loss": "amount", "stop_mode": "mode", "trader_id": "trader", "relationship": "trader"})
 	}
 	if settings.StopLoss.IsZero() {
 		e.printf("stop loss cleared\n")
@@ -305,7 +328,7 @@ func cmdStopLoss(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdUnfollow(ctx context.Context, e *env, args []string) error {
-	f := newFlags("unfollow")
+	f := e.flags("unfollow")
 	follower, trader := relFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
@@ -319,7 +342,7 @@ func cmdUnfollow(ctx context.Context, e *env, args []string) error {
 	}
 	res, err := c.Unfollow(ctx, *follower, *trader)
 	if err != nil {
-		return err
+		return asFlags(err, map[string]string{"trader_id": "trader", "relationship": "trader"})
 	}
 	switch res.Status {
 	case workflows.StatusEnded:
@@ -331,7 +354,7 @@ func cmdUnfollow(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdStatus(ctx context.Context, e *env, args []string) error {
-	f := newFlags("status")
+	f := e.flags("status")
 	follower, trader := relFlags(f)
 	asJSON := f.Bool("json", false, "print the workflow's state as JSON")
 	if err := f.parse(args); err != nil {
@@ -345,6 +368,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	view, err := c.State(ctx, *follower, *trader)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return usageError{fmt.Sprintf("-trader: %s does not follow %s", *follower, *trader)}
+	}
 	if err != nil {
 		return err
 	}
@@ -358,7 +385,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdOrders(ctx context.Context, e *env, args []string) error {
-	f := newFlags("orders")
+	f := e.flags("orders")
 	follower, trader := relFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
@@ -375,7 +402,7 @@ func cmdOrders(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(rels) == 0 {
-		return fmt.Errorf("-trader: %s has never followed %s", *follower, *trader)
+		return usageError{fmt.Sprintf("-trader: %s has never followed %s", *follower, *trader)}
 	}
 	rel := rels[len(rels)-1]
 	orders, err := s.Orders(ctx, rel.ID)
@@ -399,7 +426,7 @@ func cmdOrders(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdList(ctx context.Context, e *env, args []string) error {
-	f := newFlags("list")
+	f := e.flags("list")
 	follower := f.String("follower", "", "list this follower's relationships")
 	trader := f.String("trader", "", "list this trader's followers")
 	live := f.Bool("live", false, "only relationships that have not ended")
@@ -408,6 +435,12 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 	}
 	if *follower == "" && *trader == "" {
 		return usageError{"give -follower or -trader"}
+	}
+	if err := f.optionalID("follower", follower); err != nil {
+		return err
+	}
+	if err := f.optionalID("trader", trader); err != nil {
+		return err
 	}
 	s, err := e.store(ctx)
 	if err != nil {
@@ -427,7 +460,7 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdFind(ctx context.Context, e *env, args []string) error {
-	f := newFlags("find")
+	f := e.flags("find")
 	query := f.String("query", "", `Temporal visibility query, e.g. TraderID="t1" AND CopyStatus="active"`)
 	trader := f.String("trader", "", "shorthand: the live relationships of this trader")
 	if err := f.parse(args); err != nil {
@@ -460,7 +493,7 @@ func cmdFind(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdInbox(ctx context.Context, e *env, args []string) error {
-	f := newFlags("inbox")
+	f := e.flags("inbox")
 	follower := f.String("follower", "", "follower id")
 	if err := f.parse(args); err != nil {
 		return err
@@ -486,7 +519,7 @@ func cmdInbox(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdPublish(ctx context.Context, e *env, args []string) error {
-	f := newFlags("publish")
+	f := e.flags("publish")
 	trader := f.String("trader", "", "lead trader id")
 	eventID := f.String("event", "", "upstream event id (the same id twice is one event)")
 	kind := f.String("kind", "", "open, close, leverage or margin")
@@ -508,12 +541,13 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 	}
 	for _, field := range []struct {
 		name string
+		rule rule
 		dst  *decimal.Decimal
 	}{
-		{"leverage", &ev.Leverage}, {"margin", &ev.Margin}, {"equity", &ev.Equity},
-		{"price", &ev.Price}, {"size", &ev.Size}, {"delta", &ev.MarginDelta},
+		{"leverage", positive, &ev.Leverage}, {"margin", money, &ev.Margin}, {"equity", money, &ev.Equity},
+		{"price", positive, &ev.Price}, {"size", positive, &ev.Size}, {"delta", change, &ev.MarginDelta},
 	} {
-		v, err := f.amount(field.name, true)
+		v, err := f.number(field.name, field.rule, true)
 		if err != nil {
 			return err
 		}
@@ -528,6 +562,10 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 	}
 	rep, err := p.Publish(ctx, ev)
 	if err != nil {
+		var fe *copytrade.FieldError
+		if errors.As(err, &fe) {
+			return usageError{"-" + eventFlag(fe.Field) + ": " + fe.Reason}
+		}
 		return err
 	}
 	dup := ""
@@ -540,7 +578,7 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {
-	f := newFlags("audit")
+	f := e.flags("audit")
 	settle := f.Duration("settle", 5*time.Second, "how long a live relationship's workflow may disagree with PostgreSQL (an order in flight) before it counts")
 	if err := f.parse(args); err != nil {
 		return err

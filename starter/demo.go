@@ -17,7 +17,7 @@ import (
 )
 
 func cmdDemo(ctx context.Context, e *env, args []string) error {
-	f := newFlags("demo")
+	f := e.flags("demo")
 	if err := f.parse(args); err != nil {
 		return err
 	}

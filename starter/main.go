@@ -99,22 +99,25 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 // flags is a subcommand's flag set with helpers that parse and check values
-// and name the flag in every error.
+// and name the flag in every error. Every value is checked before a
+// command connects to anything: bad input touches no database.
 type flags struct {
 	*flag.FlagSet
+	out      io.Writer
 	decimals map[string]*string
 }
 
-func newFlags(name string) *flags {
+// flags starts a subcommand's flag set; -h prints its flags to e's output.
+func (e *env) flags(name string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &flags{FlagSet: fs, decimals: map[string]*string{}}
+	return &flags{FlagSet: fs, out: e.out, decimals: map[string]*string{}}
 }
 
 func (f *flags) parse(args []string) error {
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			f.SetOutput(os.Stdout)
+			f.SetOutput(f.out)
 			f.PrintDefaults()
 			return err
 		}
@@ -142,13 +145,38 @@ func (f *flags) id(name string, value *string) error {
 	return nil
 }
 
-// decimal defines a decimal flag; read it with amount after parse.
+// optionalID reads an id flag that may be left out.
+func (f *flags) optionalID(name string, value *string) error {
+	if *value == "" {
+		return nil
+	}
+	return f.id(name, value)
+}
+
+// decimal defines a decimal flag; read it with number after parse.
 func (f *flags) decimal(name, usage string) {
 	f.decimals[name] = f.String(name, "", usage)
 }
 
-// amount parses a decimal flag. optional flags that are unset give zero.
-func (f *flags) amount(name string, optional bool) (decimal.Decimal, error) {
+// rule is what a decimal flag's value must be. Every rule also refuses
+// what is not a finite number, more than copytrade.MaxAmount, or more
+// decimal places than money has (copytrade.MoneyScale).
+type rule int
+
+const (
+	// money is a positive amount of USDT.
+	money rule = iota
+	// positive is a positive figure: a leverage, a size, a price.
+	positive
+	// zeroOrMoney is an amount of USDT where zero means none (a stop loss).
+	zeroOrMoney
+	// change is a signed, non-zero change (margin added or removed).
+	change
+)
+
+// number parses a decimal flag under its rule. An optional flag left out
+// gives zero.
+func (f *flags) number(name string, r rule, optional bool) (decimal.Decimal, error) {
 	text := *f.decimals[name]
 	if optional && strings.TrimSpace(text) == "" {
 		return decimal.Zero, nil
@@ -157,5 +185,35 @@ func (f *flags) amount(name string, optional bool) (decimal.Decimal, error) {
 	if fe != nil {
 		return decimal.Zero, usageError{"-" + fe.Error()}
 	}
+	bad := func(format string, args ...any) (decimal.Decimal, error) {
+		return decimal.Zero, usageError{fmt.Sprintf("-%s: ", name) + fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case r == money && !d.IsPositive():
+		return bad("must be a positive amount of USDT, got %s", d)
+	case r == positive && !d.IsPositive():
+		return bad("must be positive, got %s", d)
+	case r == zeroOrMoney && d.IsNegative():
+		return bad("must not be negative (0 means none), got %s", d)
+	case r == change && d.IsZero():
+		return bad("must not be zero")
+	case !d.Equal(d.Round(copytrade.MoneyScale)):
+		return bad("has more than %d decimal places", copytrade.MoneyScale)
+	}
 	return d, nil
+}
+
+// asFlags words a refusal that names a field (a FieldError, from the
+// request's validation or the database) by the command's flag for that
+// field, so the user sees what to change on the command line.
+func asFlags(err error, flagOf map[string]string) error {
+	var fe *copytrade.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name, ok := flagOf[fe.Field]
+	if !ok {
+		name = strings.ReplaceAll(fe.Field, "_", "-")
+	}
+	return usageError{"-" + name + ": " + fe.Reason}
 }

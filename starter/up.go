@@ -23,12 +23,17 @@ import (
 // search attributes, the schema, a worker, and the demo. It keeps running
 // until Ctrl-C, then stops what it started.
 func cmdUp(ctx context.Context, e *env, args []string) error {
-	f := newFlags("up")
+	f := e.flags("up")
 	noDemo := f.Bool("no-demo", false, "start everything but do not run the demo")
 	port := f.Int("port", 7233, "Temporal frontend port")
 	uiPort := f.Int("ui-port", 8233, "Temporal Web UI port")
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	for name, p := range map[string]int{"port": *port, "ui-port": *uiPort} {
+		if p < 1 || p > 65535 {
+			return usageError{fmt.Sprintf("-%s: must be a TCP port, 1 to 65535, got %d", name, p)}
+		}
 	}
 	root, err := devstack.RepoRoot()
 	if err != nil {

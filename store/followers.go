@@ -91,6 +91,16 @@ func accountBalance(ctx context.Context, q querier, account string) (decimal.Dec
 	return b, err
 }
 
+// ValidateEmail checks an address notifications may be emailed to; empty
+// (no emails) is valid.
+func ValidateEmail(email string) *copytrade.FieldError {
+	email = strings.TrimSpace(email)
+	if email != "" && (!strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n")) {
+		return fieldErr("email", "%q is not an email address", email)
+	}
+	return nil
+}
+
 // SetFollowerEmail sets the address notifications are emailed to, creating
 // the follower if needed. An empty email stops emails.
 func (s *Store) SetFollowerEmail(ctx context.Context, followerID, email string) error {
@@ -98,8 +108,8 @@ func (s *Store) SetFollowerEmail(ctx context.Context, followerID, email string) 
 		return fe
 	}
 	email = strings.TrimSpace(email)
-	if email != "" && (!strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n")) {
-		return fieldErr("email", "%q is not an email address", email)
+	if fe := ValidateEmail(email); fe != nil {
+		return fe
 	}
 	_, err := s.pool.Exec(ctx, `insert into followers (id, email) values ($1, $2)
 		on conflict (id) do update set email = excluded.email`, followerID, email)
