@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -68,16 +69,55 @@ func notifyCtx(ctx workflow.Context, summary string) workflow.Context {
 }
 
 // orderLocalCtx is for the copy path (CopyOpen, CopyClose, SyncLeverage,
-// SyncMargin) run as local activities: the same timeout and retries as
-// orderCtx. A copy is one short database transaction, so running it inside
-// the workflow task saves the round trip through the server's activity
-// queue and four history events per copied event. Retries longer than the
-// SDK's local retry threshold wait on a durable timer, so a long outage is
-// survived the same way.
+// SyncMargin, reading recorded trader events) run as local activities:
+// the same timeout and retries as orderCtx. A copy is one short database
+// transaction, so running it inside the workflow task saves the round trip
+// through the server's activity queue and four history events per copied
+// event.
+//
+// A local activity's retries end when its schedule-to-close timeout passes,
+// and the SDK sets that to the start-to-close timeout when none is given:
+// 30 s in all, not orderRetry's "without limit". The fault suite showed
+// it: a 45 s database outage ended the copies in flight with an error and
+// their orders were never placed. The budget stays 30 s, which bounds the
+// work a workflow task holds on to; localThenDurable carries a copy that
+// outlives it over to a regular activity.
 func orderLocalCtx(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         orderRetry,
-		Summary:             summary,
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Second,
+		RetryPolicy:            orderRetry,
+		Summary:                summary,
 	})
+}
+
+// localThenDurable runs fn as a local activity (orderLocalCtx) and, when
+// its attempts run out with an error retrying could fix, goes on with it
+// as a regular activity (orderCtx), whose retries have no limit and wait
+// on the server without growing the history: the copy path stays fast and
+// survives an outage of any length. Every step is idempotent under its
+// key, so the regular activity finds what a local attempt did. Refusals
+// and cancellations are returned as they are. Relationships that started
+// before versionDurableCopies keep the old answer, the error.
+func localThenDurable(ctx workflow.Context, summary string, fn, in, out any) error {
+	err := workflow.ExecuteLocalActivity(orderLocalCtx(ctx, summary), fn, in).Get(ctx, out)
+	if err == nil || !retryable(err) {
+		return err
+	}
+	if workflow.GetVersion(ctx, versionDurableCopies, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return err
+	}
+	workflow.GetLogger(ctx).Warn("local attempts ran out; going on as a regular activity", "step", summary, "error", err)
+	return workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in).Get(ctx, out)
+}
+
+// retryable reports whether trying again could fix err: not a refusal
+// (a non-retryable application error), not a cancellation.
+func retryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
+		return false
+	}
+	var canceled *temporal.CanceledError
+	return !errors.As(err, &canceled)
 }

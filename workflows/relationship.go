@@ -265,8 +265,8 @@ func (r *relationship) fetchMissing(ctx workflow.Context) bool {
 	}
 	r.fetchedFor = next
 	var events []copytrade.TraderEvent
-	err := workflow.ExecuteLocalActivity(orderLocalCtx(ctx, fmt.Sprintf("read recorded trader events after seq %d", r.s.LastSeq)),
-		a.TraderEvents, activities.TraderEventsInput{TraderID: r.s.TraderID, AfterSeq: r.s.LastSeq, Limit: maxHeld}).Get(ctx, &events)
+	err := localThenDurable(ctx, fmt.Sprintf("read recorded trader events after seq %d", r.s.LastSeq),
+		a.TraderEvents, activities.TraderEventsInput{TraderID: r.s.TraderID, AfterSeq: r.s.LastSeq, Limit: maxHeld}, &events)
 	if err != nil {
 		r.logger(ctx).Error("reading recorded trader events failed", "after_seq", r.s.LastSeq, "error", err)
 		return false
@@ -413,7 +413,7 @@ func (r *relationship) apply(ctx workflow.Context, ev copytrade.TraderEvent) {
 func (r *relationship) copyOpen(ctx workflow.Context, ev copytrade.TraderEvent, existing bool) {
 	var out activities.OrderOutcome
 	err := r.copyActivity(ctx, fmt.Sprintf("copy open %s %s (event %s)", ev.InstID, ev.Side, ev.EventID),
-		a.CopyOpen, activities.OpenInput{Rel: r.s.rel(), Event: ev, Investment: r.s.Settings.Investment, Existing: existing}).Get(ctx, &out)
+		a.CopyOpen, activities.OpenInput{Rel: r.s.rel(), Event: ev, Investment: r.s.Settings.Investment, Existing: existing}, &out)
 	if err != nil {
 		r.activityFailed(ctx, "copy open", ev, err)
 		return
@@ -424,7 +424,7 @@ func (r *relationship) copyOpen(ctx workflow.Context, ev copytrade.TraderEvent, 
 func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent) {
 	var out activities.OrderOutcome
 	err := r.copyActivity(ctx, fmt.Sprintf("copy close %s %s (event %s)", ev.InstID, ev.Side, ev.EventID),
-		a.CopyClose, activities.CloseInput{Rel: r.s.rel(), Event: ev}).Get(ctx, &out)
+		a.CopyClose, activities.CloseInput{Rel: r.s.rel(), Event: ev}, &out)
 	if err != nil {
 		r.activityFailed(ctx, "copy close", ev, err)
 		return
@@ -437,6 +437,9 @@ func (r *relationship) copyClose(ctx workflow.Context, ev copytrade.TraderEvent)
 const (
 	// versionLocalCopies: the copy path runs as local activities.
 	versionLocalCopies = "local-copy-activities"
+	// versionDurableCopies: a local activity whose attempts ran out goes
+	// on as a regular activity (localThenDurable).
+	versionDurableCopies = "durable-copy-retries"
 	// versionCancelFollowTimer: the follow-timeout timer is cancelled
 	// once the follow came.
 	versionCancelFollowTimer = "cancel-follow-timer"
@@ -454,14 +457,16 @@ const (
 	versionGapTimerPerGap = "gap-timer-per-gap"
 )
 
-// copyActivity runs one step of the copy path. Relationships that started
-// before versionLocalCopies keep running it as a regular activity, so their
+// copyActivity runs one step of the copy path and decodes its result into
+// out: as a local activity that goes on as a regular one if an outage
+// outlasts it (localThenDurable). Relationships that started before
+// versionLocalCopies keep running it as a regular activity, so their
 // histories replay unchanged.
-func (r *relationship) copyActivity(ctx workflow.Context, summary string, fn any, in any) workflow.Future {
+func (r *relationship) copyActivity(ctx workflow.Context, summary string, fn, in, out any) error {
 	if workflow.GetVersion(ctx, versionLocalCopies, workflow.DefaultVersion, 1) == 1 {
-		return workflow.ExecuteLocalActivity(orderLocalCtx(ctx, summary), fn, in)
+		return localThenDurable(ctx, summary, fn, in, out)
 	}
-	return workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in)
+	return workflow.ExecuteActivity(orderCtx(ctx, summary), fn, in).Get(ctx, out)
 }
 
 // recordOrder takes an order's outcome into the state and tells the
@@ -503,7 +508,7 @@ func (r *relationship) syncRisk(ctx workflow.Context, ev copytrade.TraderEvent, 
 	if ev.Kind == copytrade.EventMargin {
 		fn = a.SyncMargin
 	}
-	if err := r.copyActivity(ctx, summary, fn, in).Get(ctx, &out); err != nil {
+	if err := r.copyActivity(ctx, summary, fn, in, &out); err != nil {
 		r.activityFailed(ctx, "sync", ev, err)
 		return false
 	}

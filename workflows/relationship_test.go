@@ -262,6 +262,39 @@ func (s *RelationshipSuite) TestEachGapGetsItsOwnHoldBack_R24() {
 	s.Equal([]string{"e1", "e2", "e3", "e4"}, s.applied)
 }
 
+// A database outage longer than a local activity's 30 s: the copy's local
+// attempts run out, and it goes on as a regular activity until the
+// database is back. The order is placed, not given up (the fault suite
+// lost orders this way).
+func (s *RelationshipSuite) TestCopyOutlastsALongOutage() {
+	var followed outcome
+	s.update(0, workflows.UpdateFollow, record(&followed), followReq("1000"))
+	down, attempts := true, 0
+	s.env.OnActivity(a.CopyOpen, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OpenInput) (activities.OrderOutcome, error) {
+			attempts++
+			if down {
+				return activities.OrderOutcome{}, errors.New("connect to PostgreSQL: database is not accepting connections")
+			}
+			s.applied = append(s.applied, in.Event.EventID)
+			return activities.OrderOutcome{Placed: true, Fund: fund("1000", "0", "0.249", "99.6")}, nil
+		})
+	s.signal(time.Second, openEvent(1))
+	// Down for 50 s: past the local attempts' 30 s. (The test environment
+	// caps a regular activity at 10 attempts, about 33 s more.)
+	s.env.RegisterDelayedCallback(func() { down = false }, 50*time.Second)
+	s.env.RegisterDelayedCallback(func() {
+		st := s.state()
+		s.Equal(int64(1), st.LastSeq)
+		s.Equal(int64(1), st.Counters.OrdersFilled)
+		s.Equal(int64(0), st.Counters.OrdersFailed, "the copy was given up: %+v", st.RecentOrders)
+		s.env.CancelWorkflow()
+	}, 70*time.Second)
+	s.env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
+	s.Equal([]string{"e1"}, s.applied)
+	s.Greater(attempts, 10)
+}
+
 // R3, R25: a bad follow is rejected by the validator: no activity runs and
 // the run, having no follow, is abandoned.
 func (s *RelationshipSuite) TestFollowValidation_R3_R25() {
