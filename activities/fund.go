@@ -133,9 +133,10 @@ type StatusInput struct {
 }
 
 // SetStatus records a status change in the projection, so limits, fan-out
-// and the CLI see it.
+// and the CLI see it. A change the store refuses (an ended relationship
+// cannot come back) is a non-retryable refusal: retrying cannot fix it.
 func (a *Activities) SetStatus(ctx context.Context, in StatusInput) error {
-	return a.Store.SetStatus(ctx, in.RelationshipID, in.Status, in.Reason)
+	return storeErr(a.Store.SetStatus(ctx, in.RelationshipID, in.Status, in.Reason))
 }
 
 // ReadFund returns the fund figures at the latest mark prices, for the

@@ -15,6 +15,24 @@ import (
 // Every activity is idempotent under a key derived from the relationship and
 // the trader event, so retrying is always safe; the question is only how
 // long to keep trying and what not to retry.
+//
+// Which options each activity runs under:
+//
+//	CopyOpen, CopyClose, SyncLeverage, SyncMargin,
+//	TraderEvents (gap fill)                  orderLocalCtx, then orderCtx (localThenDurable)
+//	CloseAll, HandOver                        orderCtx
+//	Follow, ChangeInvestment, SetStopLoss,
+//	Release, SetStatus, ReadFund              ioCtx
+//	Notify                                    notifyCtx
+//	SweepStopLoss                             sweepCtx
+//
+// What is not retried: a business refusal (balance short, a limit, a rule
+// of R1-R3, R18) is a non-retryable application error of type Refused
+// (activities.Refused), answered to the update that asked. A copy the rules
+// refuse (R9-R11) is a result, recorded with its reason. Anything else,
+// the database's, the venue's, Temporal's or a bug's, is retried: an outage
+// ends, a bug is fixed and deployed, and the relationship goes on from
+// where it stopped, its later events held back in order.
 
 // orderRetry retries without limit: an order, sync, release or status record
 // stands between the trader's event and the follower's money, and giving up
@@ -120,4 +138,26 @@ func retryable(err error) bool {
 	}
 	var canceled *temporal.CanceledError
 	return !errors.As(err, &canceled)
+}
+
+// sweepCtx is for the stop-loss sweep (RiskSweep). One activity runs a
+// whole shift, sweeping at every mark price change and at least every
+// interval, so start-to-close is the shift and a minute to finish its last
+// sweep. It heartbeats after every sweep: a worker that dies mid-shift is
+// noticed after five missed intervals and ten seconds' slack for a slow
+// sweep, and the shift starts again on another worker, so a price move
+// waits at most about that long to reach a breaching relationship (R21).
+// It retries without limit, since the sweep must always run, with 1 s to
+// 30 s between tries so an outage does not spin it. It refuses nothing.
+func sweepCtx(ctx workflow.Context, interval, shift time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: shift + time.Minute,
+		HeartbeatTimeout:    interval*5 + 10*time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+		Summary: "sweep stop losses at mark",
+	})
 }

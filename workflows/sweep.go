@@ -3,7 +3,6 @@ package workflows
 import (
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"smartcopy/activities"
@@ -39,16 +38,7 @@ func RiskSweep(ctx workflow.Context, in RiskSweepInput) error {
 	if in.Shift <= 0 {
 		in.Shift = 10 * time.Minute
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: in.Shift + time.Minute,
-		HeartbeatTimeout:    in.Interval*5 + 10*time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-		},
-		Summary: "sweep stop losses at mark",
-	})
+	ctx = sweepCtx(ctx, in.Interval, in.Shift)
 	for i := 0; i < shiftsPerRun; i++ {
 		var rep activities.SweepReport
 		err := workflow.ExecuteActivity(ctx, a.SweepStopLoss, activities.SweepInput{
