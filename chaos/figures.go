@@ -29,6 +29,7 @@ type Figures struct {
 	Restarts                                  int
 	Cuts                                      int
 	ConnectionsCut                            int
+	Outages                                   int
 	Retries                                   int
 
 	Updates, Refusals, Concurrent, UnfollowsInFlight, StopLosses, LateFollows int
@@ -84,7 +85,7 @@ func (f *Figures) Print(w io.Writer) {
 	fmt.Fprintf(w, "  workers:    %d processes started; %d exited while running, %d gave up starting (Temporal down) and were started again\n",
 		f.Workers, f.WorkerExits, f.WorkerStartFailures)
 	fmt.Fprintf(w, "  restarts:   %d Temporal dev server restarts (DB file kept)\n", f.Restarts)
-	fmt.Fprintf(w, "  cuts:       %d PostgreSQL connection cuts (%d connections terminated)\n", f.Cuts, f.ConnectionsCut)
+	fmt.Fprintf(w, "  database:   %d PostgreSQL connection cuts (%d connections terminated), %d outages (connections refused)\n", f.Cuts, f.ConnectionsCut, f.Outages)
 	fmt.Fprintf(w, "  updates:    %d (%d refused with a reason): raise and lower at once %d times, unfollow while an open was copied %d, stop loss reached %d; %d calls retried after a fault\n",
 		f.Updates, f.Refusals, f.Concurrent, f.UnfollowsInFlight, f.StopLosses, f.Retries)
 	fmt.Fprintf(w, "  orders:     expected %d, placed %d (%d filled, %d rejected)\n", f.OrdersExpected, f.OrdersPlaced, f.OrdersFilled, f.OrdersRejected)

@@ -32,11 +32,13 @@ type Config struct {
 	KillsRandom         int
 	Restarts            int
 	Cuts                int
-	OutOfOrder          int // batches of three events signalled in reverse
-	Concurrent          int // raise and lower of one relationship at once
-	UnfollowInFlight    int // unfollow while the trader's open is being copied
-	StopLosses          int // a stop loss set where net PnL already is
-	LateFollows         int // follow mid-session with copy-existing
+	Outages             int           // the database refuses connections for OutageFor
+	OutageFor           time.Duration // longer than a local activity's 30 s budget in the full run
+	OutOfOrder          int           // batches of three events signalled in reverse
+	Concurrent          int           // raise and lower of one relationship at once
+	UnfollowInFlight    int           // unfollow while the trader's open is being copied
+	StopLosses          int           // a stop loss set where net PnL already is
+	LateFollows         int           // follow mid-session with copy-existing
 
 	// HistoryLimit makes relationships continue-as-new often, so the
 	// faults also land around continue-as-new.
@@ -54,6 +56,7 @@ func Short(seed int64) Config {
 		Name: "short", Seed: seed, Followers: 3, Steps: 16,
 		KillsInPlacement: 1, KillsAfterPlacement: 1, KillsRandom: 1,
 		Restarts: 1, Cuts: 2, OutOfOrder: 1, Concurrent: 1, UnfollowInFlight: 1, StopLosses: 1, LateFollows: 1,
+		Outages: 1, OutageFor: 5 * time.Second,
 	}
 }
 
@@ -64,6 +67,7 @@ func Full(seed int64) Config {
 		Name: "full", Seed: seed, Followers: 6, Steps: 70,
 		KillsInPlacement: 3, KillsAfterPlacement: 3, KillsRandom: 4,
 		Restarts: 2, Cuts: 4, OutOfOrder: 3, Concurrent: 3, UnfollowInFlight: 2, StopLosses: 1, LateFollows: 1,
+		Outages: 1, OutageFor: 45 * time.Second,
 		HistoryLimit: 250,
 	}
 }
@@ -77,6 +81,7 @@ const (
 	fKillRandom         fault = "kill at a random moment"
 	fRestart            fault = "restart Temporal"
 	fCut                fault = "cut PostgreSQL connections"
+	fOutage             fault = "PostgreSQL down"
 	fOutOfOrder         fault = "out-of-order events"
 	fConcurrent         fault = "concurrent raise and lower"
 	fUnfollowInFlight   fault = "unfollow during an open"
@@ -98,6 +103,7 @@ func (c Config) schedule(rng *rand.Rand) map[int]fault {
 	add(fKillRandom, c.KillsRandom)
 	add(fRestart, c.Restarts)
 	add(fCut, c.Cuts)
+	add(fOutage, c.Outages)
 	add(fOutOfOrder, c.OutOfOrder)
 	add(fConcurrent, c.Concurrent)
 	add(fUnfollowInFlight, c.UnfollowInFlight)
@@ -257,6 +263,8 @@ func (ss *session) play(ctx context.Context) error {
 			err = ss.unfollowInFlight(ctx)
 		case fStopLoss:
 			err = ss.stopLoss(ctx)
+		case fOutage:
+			err = ss.outage(ctx)
 		default:
 			_, err = ss.publish(ctx, ss.nextEvent(ctx, ""))
 			if err == nil {
@@ -752,6 +760,39 @@ func (ss *session) outOfOrder(ctx context.Context) error {
 		ss.f.Duplicates++
 	}
 	ss.f.OutOfOrder += len(evs)
+	return nil
+}
+
+// outage records an open, then takes the database away (it refuses every
+// connection, and every open one is cut) and signals the open to every
+// relationship: their copies fail to connect for the whole outage, and
+// must place the order once the database is back, however long it was
+// away.
+func (ss *session) outage(ctx context.Context) error {
+	rels, err := ss.live(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := ss.record(ctx, ss.nextEvent(ctx, copytrade.EventOpen))
+	if err != nil {
+		return err
+	}
+	if err := ss.s.databaseDown(ctx, true); err != nil {
+		return err
+	}
+	up := func() error { return ss.s.databaseDown(context.WithoutCancel(ctx), false) }
+	for _, rel := range rels {
+		if err := ss.signal(ctx, rel.FollowerID, ev); err != nil {
+			up()
+			return err
+		}
+	}
+	time.Sleep(ss.cfg.OutageFor)
+	if err := up(); err != nil {
+		return err
+	}
+	ss.f.Outages++
+	ss.f.note("the database was down for %s while %s was copied", ss.cfg.OutageFor, ev.EventID)
 	return nil
 }
 

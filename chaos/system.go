@@ -312,6 +312,28 @@ func (s *stack) cutConnections(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// databaseDown makes the test database refuse connections and cuts the
+// open ones (down), or lets it accept them again: a PostgreSQL outage of
+// the test's database only, whatever else the server serves.
+func (s *stack) databaseDown(ctx context.Context, down bool) error {
+	conn, err := pgx.Connect(ctx, s.adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	allow := "true"
+	if down {
+		allow = "false"
+	}
+	if _, err := conn.Exec(ctx, "alter database "+pgx.Identifier{s.dbName}.Sanitize()+" with allow_connections "+allow); err != nil {
+		return err
+	}
+	if down {
+		_, err = conn.Exec(ctx, `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1`, s.dbName)
+	}
+	return err
+}
+
 // openTransactions counts the test database's backends inside a
 // transaction or running a statement, besides the caller's own.
 func (s *stack) openTransactions(ctx context.Context) int {
