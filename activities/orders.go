@@ -40,8 +40,10 @@ type OrderOutcome struct {
 	Rejection *copytrade.Rejection `json:"rejection,omitempty"`
 	Skipped   string               `json:"skipped,omitempty"`
 	Fill      venue.Fill           `json:"fill"`
-	Sizing    *Sizing              `json:"sizing,omitempty"`
-	Fund      Fund                 `json:"fund"`
+	// Fund is the copy fund after the copy. The sizing inputs are not
+	// returned: they are stored with the order (R26), and every byte here
+	// is recorded in the relationship's history once per copy.
+	Fund Fund `json:"fund"`
 }
 
 // OpenInput copies one trader open (or one existing position at follow).
@@ -101,7 +103,6 @@ func (a *Activities) CopyOpen(ctx context.Context, in OpenInput) (OrderOutcome, 
 			Price:        price,
 		},
 	}
-	out.Sizing = sizing
 	req.Sizing = sizing
 	plan, rej := copytrade.PlanOpen(inst, sizing.Inputs)
 	if rej != nil {

@@ -319,7 +319,35 @@ func (r *relationship) applyReady(ctx workflow.Context) {
 			// into the next run.
 			return
 		}
+		r.yieldLongTask(ctx)
 	}
+}
+
+// maxAppliedPerTask bounds the events one workflow task applies. Signals
+// that arrive meanwhile enter the history unseen until the next task, and
+// the history length is read once per task, so an unbounded task can carry
+// the history well past the continue-as-new point before anyone looks.
+//
+// The server also fails a workflow task outright once more than 100 events
+// (signals) are buffered while it runs (history.maximumBufferedEventsBatch),
+// and the copies it made are then made again on the retry (found placed:
+// idempotent, but wasted). At a few milliseconds per copy, 50 events keep a
+// task well inside that.
+const maxAppliedPerTask = 50
+
+// yieldLongTask ends the workflow task after maxAppliedPerTask events with
+// a one-millisecond timer (versionYieldLongTask), so the next task reads
+// the history's true length and answers waiting queries.
+func (r *relationship) yieldLongTask(ctx workflow.Context) {
+	if r.appliedInTask < maxAppliedPerTask {
+		return
+	}
+	if workflow.GetVersion(ctx, versionYieldLongTask, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	_ = workflow.NewTimerWithOptions(ctx, time.Millisecond, workflow.TimerOptions{Summary: "yield a long burst"}).Get(ctx, nil)
+	// If the task did not change (a replay quirk), count afresh anyway.
+	r.appliedInTask = 0
 }
 
 // holdGap starts (or keeps) the timer that bounds how long a gap holds
@@ -449,6 +477,9 @@ const (
 	// versionHistoryEstimate: HistoryLimit counts the events applied in a
 	// long workflow task, not only the length at its start.
 	versionHistoryEstimate = "history-estimate"
+	// versionYieldLongTask: a workflow task applies at most
+	// maxAppliedPerTask events before yielding.
+	versionYieldLongTask = "yield-long-task"
 	// versionStaleSyncs: a sync waiting for funds is dropped when a later
 	// leverage change or a full close makes it stale.
 	versionStaleSyncs = "drop-stale-pending-syncs"
