@@ -44,6 +44,9 @@ type Figures struct {
 	AuditOK     bool
 	Elapsed     time.Duration
 	Problems    []string
+	// Diagnostics is what helps find a problem's cause: the end of the
+	// last worker's log.
+	Diagnostics string
 
 	mu      sync.Mutex
 	log     io.Writer
@@ -102,6 +105,6 @@ func (f *Figures) Print(w io.Writer) {
 	if len(f.Problems) == 0 {
 		fmt.Fprintf(w, "  result:     PASS\n")
 	} else {
-		fmt.Fprintf(w, "  result:     FAIL (%d problems)\n", len(f.Problems))
+		fmt.Fprintf(w, "%s\n  result:     FAIL (%d problems)\n", f.Diagnostics, len(f.Problems))
 	}
 }

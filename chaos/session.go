@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (*Figures, error) {
 	s.mu.Unlock()
 	if len(f.Problems) > 0 {
 		log := s.workerLog()
-		f.problem("worker log (last lines of %s):\n%s", log, logTail(log, 20))
+		f.Diagnostics = fmt.Sprintf("worker log (last lines of %s):\n%s", log, logTail(log, 20))
 	}
 	f.Elapsed = time.Since(began)
 	return f, nil
