@@ -133,8 +133,11 @@ func TestTenThousandEventsThroughOneRelationship(t *testing.T) {
 	// Duplicates are recognised by the watermark, or arrive while the
 	// original waits in PostgreSQL (deferred, read back once); either way
 	// none is applied twice, which the orders below show.
-	if st.Counters.Duplicates < 4 || st.Counters.Duplicates > int64(duplicates) {
-		t.Errorf("ignored %d duplicates, injected %d (4 of them after everything was applied)", st.Counters.Duplicates, duplicates)
+	// An event read back from PostgreSQL before its own signal arrives
+	// makes that signal a duplicate too, so only the four injected after
+	// everything was applied are certain.
+	if st.Counters.Duplicates < 4 {
+		t.Errorf("ignored %d duplicates, want at least the 4 injected after everything was applied (%d injected in all)", st.Counters.Duplicates, duplicates)
 	}
 	var orders, doubled int
 	must(t, e.Pool.QueryRow(ctx, `select count(*) from orders where relationship_id = $1`, res.RelationshipID).Scan(&orders))
