@@ -187,7 +187,10 @@ func (r *relationship) waitForWork(ctx workflow.Context) {
 // check is asked for, or the gap timer fired.
 func (r *relationship) hasWork() bool {
 	_, next := r.s.Held[r.s.LastSeq+1]
-	return next || r.s.RiskCheckPending || r.gapFired
+	// Events left in PostgreSQL (dropped past maxHeld, or across
+	// continue-as-new) are work too: no signal will come for them.
+	behind := r.s.Behind && r.fetchedFor != r.s.LastSeq+1
+	return next || r.s.RiskCheckPending || r.gapFired || behind
 }
 
 // wakeUp makes the main loop look at the state again after an update
