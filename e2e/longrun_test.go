@@ -27,10 +27,10 @@ const suggestedHistoryLength = 4096
 // order (R24), and no run's history goes far past the server's suggestion.
 func TestTenThousandEventsThroughOneRelationship(t *testing.T) {
 	// The default test command pushes 2,000 events; `make test-long` pushes
-	// 10,200. On the dev server a long run has been seen to stall (a
-	// workflow task left scheduled and never dispatched, with the worker
-	// idle and polling; under investigation), so the long version is kept
-	// out of the command CI runs.
+	// 10,200. The full length still stalls near its end (10,036 of 10,200
+	// applied, then the relationship waits; one cause, a run behind on
+	// events left in PostgreSQL that waited for a signal, is fixed; another
+	// is not yet found), so it is kept out of the command CI runs.
 	n := 2_000
 	if v := os.Getenv("SMARTCOPY_LONGRUN_EVENTS"); v != "" {
 		var err error
