@@ -70,12 +70,6 @@ func (f *Figures) problem(format string, args ...any) {
 	f.Problems = append(f.Problems, fmt.Sprintf(format, args...))
 }
 
-func (f *Figures) count(n *int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	*n++
-}
-
 // Print writes the figures.
 func (f *Figures) Print(w io.Writer) {
 	fmt.Fprintf(w, "chaos %s (seed %d) in %s\n", f.Name, f.Seed, f.Elapsed.Round(100*time.Millisecond))
