@@ -241,8 +241,28 @@ func (r *relationship) enqueue(ctx workflow.Context, ev copytrade.TraderEvent) {
 		// state (carried through continue-as-new) stays small.
 		r.s.Behind = true
 		r.s.Counters.DeferredToStore++
+		r.holdNearest(ctx, ev)
 		return
 	}
+	r.s.Held[ev.Seq] = ev
+}
+
+// holdNearest keeps the held events the ones nearest the watermark when
+// the state is full: ev replaces the farthest held event if it comes
+// before it. Dropping ev instead left a hole below the held events that
+// the gap fill read from PostgreSQL but could not hold either, and the
+// relationship then waited on a gap that was only in its own state
+// (versionHoldNearest).
+func (r *relationship) holdNearest(ctx workflow.Context, ev copytrade.TraderEvent) {
+	keys := workflow.DeterministicKeys(r.s.Held)
+	farthest := keys[len(keys)-1]
+	if ev.Seq > farthest {
+		return
+	}
+	if workflow.GetVersion(ctx, versionHoldNearest, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	delete(r.s.Held, farthest)
 	r.s.Held[ev.Seq] = ev
 }
 
@@ -489,6 +509,9 @@ const (
 	// versionGapTimerPerGap: a gap timer that fires during a later gap
 	// does not end it (gapExpired).
 	versionGapTimerPerGap = "gap-timer-per-gap"
+	// versionHoldNearest: a full Held keeps the events nearest the
+	// watermark (holdNearest).
+	versionHoldNearest = "hold-nearest-events"
 )
 
 // copyActivity runs one step of the copy path and decodes its result into

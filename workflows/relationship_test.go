@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -547,4 +548,68 @@ func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
 	env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
 	s.Equal([]string{"e1", "e2"}, applied)
 	env.AssertExpectations(s.T())
+}
+
+// R24: when more events arrive ahead of a missing one than the state
+// holds, the held ones are those nearest the watermark. Here the trader's
+// events 101-400 are recorded and arrive before 1-100 (two publishers
+// racing): the state, full of 101-356, must make room for 1-100 as they
+// arrive rather than drop them, or it waits on a gap only its own state
+// has, and at last skips events PostgreSQL holds.
+func (s *RelationshipSuite) TestFullStateHoldsNearestEvents_R24() {
+	const last = 400
+	env := s.NewTestWorkflowEnvironment()
+	wf := &workflows.Workflows{Config: s.cfg}
+	env.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.Follow, mock.Anything, mock.Anything).Return(activities.FollowOutput{Fund: fund("1000", "0", "0", "0")}, nil)
+	var applied []int64
+	env.OnActivity(a.CopyOpen, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OpenInput) (activities.OrderOutcome, error) {
+			applied = append(applied, in.Event.Seq)
+			return activities.OrderOutcome{Placed: true, Fund: fund("1000", "0", "0.249", "99.6")}, nil
+		})
+	// PostgreSQL has every event published so far.
+	var mu sync.Mutex
+	recorded := map[int64]bool{}
+	env.OnActivity(a.TraderEvents, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TraderEventsInput) ([]copytrade.TraderEvent, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			var evs []copytrade.TraderEvent
+			for seq := in.AfterSeq + 1; seq <= last && len(evs) < in.Limit; seq++ {
+				if recorded[seq] {
+					evs = append(evs, openEvent(seq))
+				}
+			}
+			return evs, nil
+		})
+	publish := func(from, to int64) {
+		for seq := from; seq <= to; seq++ {
+			mu.Lock()
+			recorded[seq] = true
+			mu.Unlock()
+			env.SignalWorkflow(workflows.SignalTraderEvent, openEvent(seq))
+		}
+	}
+	var followed outcome
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(workflows.UpdateFollow, "f", record(&followed), followReq("1000")) }, 0)
+	env.RegisterDelayedCallback(func() { publish(101, last) }, time.Second)
+	env.RegisterDelayedCallback(func() { publish(1, 100) }, 2*time.Second)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		s.Require().NoError(err)
+		var view workflows.View
+		s.Require().NoError(v.Get(&view))
+		s.Equal(int64(last), view.State.LastSeq)
+		s.Equal(int64(0), view.State.Counters.GapsSkipped, "events PostgreSQL has were skipped as missing")
+		s.Positive(view.State.Counters.DeferredToStore, "the state never filled: the test shows nothing")
+		env.CancelWorkflow()
+	}, time.Minute)
+	env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
+	s.Require().Len(applied, last)
+	for i, seq := range applied {
+		s.Require().Equal(int64(i+1), seq, "applied out of the trader's order")
+	}
 }
