@@ -152,6 +152,9 @@ type session struct {
 	followers []*follower
 	sent      []copytrade.TraderEvent // recorded events, as recorded
 	n         int
+	// stopLossDue: the stop-loss fault found no follower at a loss yet and
+	// takes the next step without a fault of its own.
+	stopLossDue bool
 }
 
 type tpos struct {
@@ -246,6 +249,9 @@ func (ss *session) play(ctx context.Context) error {
 		}
 		ss.movePrice(ctx)
 		fl, ok := plan[step]
+		if !ok && ss.stopLossDue {
+			fl, ok = fStopLoss, true
+		}
 		if ok {
 			f.note("step %d: %s", step, fl)
 		}
@@ -275,6 +281,9 @@ func (ss *session) play(ctx context.Context) error {
 			return fmt.Errorf("step %d (%s): %w", step, fl, err)
 		}
 		ss.duplicates(ctx)
+	}
+	if ss.stopLossDue {
+		ss.f.note("no follower closing at market was a cent down at any step after the stop-loss fault: it did not run")
 	}
 	return nil
 }
@@ -900,24 +909,43 @@ func (ss *session) unfollowInFlight(ctx context.Context) error {
 }
 
 // stopLoss sets a stop loss of one cent on a follower who closes at
-// market, once it has applied every event so far: fees alone have taken
-// more, so the relationship stops at once (R20), closes every position
-// and releases its fund.
+// market and whose net PnL at mark is a loss of at least that, once it has
+// applied every event so far: the relationship stops at once (R20), closes
+// every position and releases its fund. Net PnL follows the session's
+// random prices, so while no follower is at such a loss the stop loss
+// waits for a later step (stopLossDue).
 func (ss *session) stopLoss(ctx context.Context) error {
+	ss.stopLossDue = true
 	var fl *follower
-	for _, c := range ss.followers {
-		if !c.ended && c.mode == copytrade.MarketClose && len(c.book) == 0 {
-			fl = c
+	if len(ss.sent) > 0 {
+		last := ss.sent[len(ss.sent)-1].Seq
+		lowest := d("-0.01")
+		for _, c := range ss.followers {
+			if c.ended || c.mode != copytrade.MarketClose || len(c.book) > 0 {
+				continue
+			}
+			if err := ss.waitApplied(ctx, c, last); err != nil {
+				return err
+			}
+			fig, err := retry(ctx, ss.f, "figures of "+c.id, func(ctx context.Context) (copytrade.Figures, error) {
+				fig, _, err := ss.s.store.Figures(ctx, c.relID)
+				return fig, err
+			})
+			if err != nil {
+				return err
+			}
+			if fig.NetPnL.LessThanOrEqual(lowest) {
+				fl, lowest = c, fig.NetPnL
+			}
 		}
 	}
-	if fl == nil || len(ss.sent) == 0 {
+	if fl == nil {
+		ss.f.note("no follower closing at market is a cent down yet: the stop loss waits for a later step")
 		_, err := ss.publish(ctx, ss.nextEvent(ctx, ""))
 		return err
 	}
+	ss.stopLossDue = false
 	last := ss.sent[len(ss.sent)-1].Seq
-	if err := ss.waitApplied(ctx, fl, last); err != nil {
-		return err
-	}
 	_, err := retry(ctx, ss.f, "stop loss "+fl.id, func(ctx context.Context) (workflows.Settings, error) {
 		return ss.s.api.SetStopLoss(ctx, fl.id, ss.trader, workflows.StopLossRequest{StopLoss: d("0.01")})
 	})
