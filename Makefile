@@ -3,13 +3,12 @@
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test test-long bench chaos lint temporal clean
+.PHONY: help run test bench chaos lint temporal clean
 
 help:
 	@echo "make run       the whole system on this machine and the demo (go run ./starter up)"
 	@echo "make test      vet, workflowcheck, compose check, all tests"
 	@echo "make lint      gofmt, go vet, staticcheck"
-	@echo "make test-long the 10,200-event relationship test (make test runs 2,000)"
 	@echo "make bench     the benchmark"
 	@echo "make chaos     the fault-injection run"
 	@echo "make temporal  build the pinned Temporal CLI now (the first build takes minutes)"
@@ -38,11 +37,6 @@ test:
 # The fan-out benchmark (bench/README.md): N=1000 followers, smartcopy and its
 # baselines, non-zero exit on a lost, doubled or wrong copy. Flags go in
 # BENCH_FLAGS, e.g. make bench BENCH_FLAGS='-n 200 -profile' (go run ./bench -h).
-# The long-running relationship test at full length: 10,200 trader events
-# through one relationship (make test runs it with 2,000).
-test-long:
-	SMARTCOPY_LONGRUN_EVENTS=10200 go test -count=1 -timeout 20m -run TestTenThousandEventsThroughOneRelationship -v ./e2e
-
 bench:
 	go run ./bench $(BENCH_FLAGS)
 
