@@ -32,7 +32,7 @@ test:
 	else \
 		echo "docker-compose not installed: docker-compose.yml NOT checked (.ci/run installs it)"; \
 	fi
-	go test -count=1 -timeout 14m ./...
+	go test -count=1 -timeout 25m ./...
 
 # The fan-out benchmark (bench/README.md): N=1000 followers, smartcopy and its
 # baselines, non-zero exit on a lost, doubled or wrong copy. Flags go in
