@@ -50,11 +50,17 @@ type Config struct {
 	// worker process runs at once.
 	MaxConcurrentActivities    int
 	MaxConcurrentWorkflowTasks int
-	// WorkflowTaskPollers and ActivityTaskPollers are the long polls one
-	// worker keeps open per task queue; more pollers take tasks off a busy
-	// queue faster (the SDK's default is 2 each).
+	// WorkflowTaskPollers is the long polls one worker keeps open on the
+	// task queue and as many on its sticky queue (NewWorker says why they
+	// are separate); ActivityTaskPollers those on the task queue for
+	// regular activities. More pollers take tasks off a busy queue faster.
 	WorkflowTaskPollers int
 	ActivityTaskPollers int
+	// StickyScheduleToStart is how long a workflow task waits for this
+	// worker on its sticky queue before the server moves it to the task
+	// queue, where it costs a full history replay (NewWorker says why it
+	// is longer than the SDK's 5 s).
+	StickyScheduleToStart time.Duration
 
 	// SMTPAddr (host:port) enables email notifications; empty keeps them
 	// in-app only.
@@ -84,8 +90,9 @@ func Defaults() Config {
 		TaskQueue:                  workflows.TaskQueue,
 		MaxConcurrentActivities:    200,
 		MaxConcurrentWorkflowTasks: 200,
-		WorkflowTaskPollers:        2,
+		WorkflowTaskPollers:        8,
 		ActivityTaskPollers:        2,
+		StickyScheduleToStart:      20 * time.Second,
 		SMTPFrom:                   "smartcopy@localhost",
 		RiskSweepInterval:          2 * time.Second,
 		Workflow:                   workflows.DefaultConfig(),
@@ -107,8 +114,9 @@ var Variables = []struct{ Name, Meaning string }{
 	{"SMARTCOPY_TASK_QUEUE", "task queue (default smartcopy)"},
 	{"SMARTCOPY_MAX_CONCURRENT_ACTIVITIES", "activities one worker runs at once (default 200)"},
 	{"SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", "workflow tasks one worker runs at once (default 200)"},
-	{"SMARTCOPY_WORKFLOW_TASK_POLLERS", "workflow task long polls one worker keeps open (default 2)"},
+	{"SMARTCOPY_WORKFLOW_TASK_POLLERS", "workflow task long polls one worker keeps open on the task queue, and as many on its sticky queue (default 8)"},
 	{"SMARTCOPY_ACTIVITY_TASK_POLLERS", "activity task long polls one worker keeps open (default 2)"},
+	{"SMARTCOPY_STICKY_SCHEDULE_TO_START", "how long a workflow task waits for its worker's cache before any worker takes it (default 20s)"},
 	{"SMTP_ADDR", "SMTP server host:port for email notifications (unset: in-app only)"},
 	{"SMTP_FROM", "sender address (default smartcopy@localhost)"},
 	{"SMTP_USERNAME", "SMTP user (PLAIN auth when set)"},
@@ -142,6 +150,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	r.positiveInt("SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", &cfg.MaxConcurrentWorkflowTasks)
 	r.positiveInt("SMARTCOPY_WORKFLOW_TASK_POLLERS", &cfg.WorkflowTaskPollers)
 	r.positiveInt("SMARTCOPY_ACTIVITY_TASK_POLLERS", &cfg.ActivityTaskPollers)
+	r.duration("SMARTCOPY_STICKY_SCHEDULE_TO_START", &cfg.StickyScheduleToStart)
 	r.hostPort("SMTP_ADDR", &cfg.SMTPAddr, false)
 	r.email("SMTP_FROM", &cfg.SMTPFrom)
 	r.str("SMTP_USERNAME", &cfg.SMTPUsername)

@@ -39,6 +39,7 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"SMARTCOPY_MAX_CONCURRENT_WORKFLOW_TASKS", "1.5"},
 		{"SMARTCOPY_WORKFLOW_TASK_POLLERS", "0"},
 		{"SMARTCOPY_ACTIVITY_TASK_POLLERS", "two"},
+		{"SMARTCOPY_STICKY_SCHEDULE_TO_START", "20"},
 		{"SMTP_ADDR", "mail.example.com"},
 		{"SMTP_FROM", "not an address"},
 		{"METRICS_ADDR", "9090"},

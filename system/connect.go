@@ -100,16 +100,48 @@ func NewActivities(pool *pgxpool.Pool, c client.Client, cfg Config) *activities.
 
 // NewWorker builds a worker on the task queue with the relationship
 // workflow and the activities registered.
+//
+// The sticky timeout is longer than the SDK's 5 s because of bursts: a
+// trader event to 1,000 followers queues 1,000 workflow tasks on the sticky
+// queue, which this machine drains in about 10 s. With 5 s, three of four
+// timed out, each then cost a full replay from the task queue, a timeout
+// event in the history (6.5 history events per copy instead of 5) and
+// server work, and the burst took twice as long (bench, N=1000: last copy
+// 21 s against 11 s with 30 s). The price is paid when a worker dies
+// without shutting down: its relationships' next tasks wait this long (at
+// most; the server stops using a sticky queue nobody polls after about
+// 10 s) before another worker takes them.
 func NewWorker(c client.Client, cfg Config, acts *activities.Activities) worker.Worker {
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.MaxConcurrentWorkflowTasks,
-		MaxConcurrentWorkflowTaskPollers:       cfg.WorkflowTaskPollers,
+		WorkflowTaskPollerBehavior:             workflowTaskPollers(cfg.WorkflowTaskPollers),
 		MaxConcurrentActivityTaskPollers:       cfg.ActivityTaskPollers,
+		StickyScheduleToStartTimeout:           cfg.StickyScheduleToStart,
 	})
 	RegisterWorkflows(w, cfg.Workflow)
 	w.RegisterActivity(acts)
 	return w
+}
+
+// workflowTaskPollers keeps max pollers on the task queue and max on the
+// worker's sticky queue.
+//
+// The SDK's fixed number of pollers (MaxConcurrentWorkflowTaskPollers) is one
+// pool for both queues that sends every poll to the sticky queue while the
+// server's last sticky answer reported a backlog. A trader event to 1,000
+// relationships fills the sticky queue; tasks the worker has not taken
+// within the sticky timeout move to the task queue, and no poll came there
+// until a sticky long poll returned empty, about a minute later: the bench
+// saw 600 of 1,000 copies wait that minute. With the poller behavior, the
+// two queues have pollers of their own. The server scales them within
+// [1, max] where it supports that; they start at max.
+func workflowTaskPollers(max int) worker.PollerBehavior {
+	return worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+		InitialNumberOfPollers: max,
+		MinimumNumberOfPollers: 1,
+		MaximumNumberOfPollers: max,
+	})
 }
 
 // RegisterWorkflows registers the relationship workflow and the risk sweep
