@@ -88,7 +88,13 @@ func (c *Client) Follow(ctx context.Context, req copytrade.FollowRequest) (workf
 // is the authority, this only keeps the common refusal out of history.
 func (c *Client) ChangeInvestment(ctx context.Context, followerID, traderID string, req workflows.InvestmentRequest) (FundView, error) {
 	var fund FundView
-	if req.Direction == workflows.Raise && req.Amount.IsPositive() && c.Store != nil {
+	if len(req.RequestID) > maxRequestID {
+		return fund, &copytrade.FieldError{Field: "request_id", Reason: fmt.Sprintf("must be at most %d characters, got %d", maxRequestID, len(req.RequestID))}
+	}
+	// A retry of a change that went through finds less available than it
+	// asks for; with a request id the workflow answers it, so the
+	// pre-check is left to the store.
+	if req.Direction == workflows.Raise && req.Amount.IsPositive() && c.Store != nil && req.RequestID == "" {
 		available, err := c.Store.AvailableBalance(ctx, followerID)
 		if err != nil {
 			return fund, err
@@ -97,14 +103,14 @@ func (c *Client) ChangeInvestment(ctx context.Context, followerID, traderID stri
 			return fund, &copytrade.FieldError{Field: "amount", Reason: fmt.Sprintf("available balance %s USDT is less than %s", available, req.Amount)}
 		}
 	}
-	err := c.update(ctx, followerID, traderID, workflows.UpdateChangeInvestment, &fund, req)
+	err := c.update(ctx, followerID, traderID, workflows.UpdateChangeInvestment, req.RequestID, &fund, req)
 	return fund, c.notFollowing(ctx, err, followerID, traderID)
 }
 
 // SetStopLoss sets (or clears, with zero) the stop loss and stop setting.
 func (c *Client) SetStopLoss(ctx context.Context, followerID, traderID string, req workflows.StopLossRequest) (workflows.Settings, error) {
 	var s workflows.Settings
-	err := c.update(ctx, followerID, traderID, workflows.UpdateSetStopLoss, &s, req)
+	err := c.update(ctx, followerID, traderID, workflows.UpdateSetStopLoss, "", &s, req)
 	return s, c.notFollowing(ctx, err, followerID, traderID)
 }
 
@@ -128,7 +134,7 @@ func (c *Client) notFollowing(ctx context.Context, err error, followerID, trader
 // relationship has ended, answers with how it ended and moves nothing.
 func (c *Client) Unfollow(ctx context.Context, followerID, traderID string) (workflows.UnfollowResult, error) {
 	var res workflows.UnfollowResult
-	err := c.update(ctx, followerID, traderID, workflows.UpdateUnfollow, &res)
+	err := c.update(ctx, followerID, traderID, workflows.UpdateUnfollow, "", &res)
 	var done *serviceerror.NotFound
 	if errors.As(err, &done) {
 		// The workflow has closed: it ended (released) or never followed.
@@ -161,8 +167,15 @@ type FundView = struct {
 	Positions []copytrade.Position `json:"positions"`
 }
 
-func (c *Client) update(ctx context.Context, followerID, traderID, name string, out any, args ...any) error {
+// maxRequestID bounds a caller's request id, which becomes an update id.
+const maxRequestID = 200
+
+// update sends an update and waits for its outcome. An empty updateID lets
+// the SDK choose one: setting a stop loss and unfollowing are the same
+// whether they run once or twice.
+func (c *Client) update(ctx context.Context, followerID, traderID, name, updateID string, out any, args ...any) error {
 	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
 		WorkflowID:   workflows.WorkflowID(followerID, traderID),
 		UpdateName:   name,
 		Args:         args,

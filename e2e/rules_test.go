@@ -391,3 +391,46 @@ func TestNewerLeverageSupersedesPendingSync_R15(t *testing.T) {
 		t.Errorf("pending syncs after the raise: %+v", st.PendingSyncs)
 	}
 }
+
+// R18: an investment change the caller retries with the same request id
+// (after a timeout, say, not knowing whether the first went through) moves
+// the money once, and the retry answers with the first outcome; another
+// request id is another change. A request id too long is refused, naming
+// the field, and changes nothing.
+func TestInvestmentChangeRetriedWithRequestID_R18(t *testing.T) {
+	ctx := context.Background()
+	e := testenv.New(t, server, testenv.Options{})
+	trader, f := e.ID("trader"), e.ID("retry")
+	setup(t, e, trader, map[string]string{f: "2000"})
+	_, err := e.API.Follow(ctx, copytrade.FollowRequest{FollowerID: f, TraderID: trader, Investment: d("1000")})
+	must(t, err)
+
+	raise := workflows.InvestmentRequest{Direction: workflows.Raise, Amount: d("1000"), RequestID: "raise-" + f}
+	first, err := e.API.ChangeInvestment(ctx, f, trader, raise)
+	must(t, err)
+	again, err := e.API.ChangeInvestment(ctx, f, trader, raise)
+	must(t, err)
+	requireEqual(t, "investment after the raise", "2000", first.Figures.Investment)
+	requireEqual(t, "investment the retry answers with", "2000", again.Figures.Investment)
+	available, err := e.Store.AvailableBalance(ctx, f)
+	must(t, err)
+	requireEqual(t, "available balance after the raise and its retry", "0", available)
+	if st := e.WaitState(ctx, f, trader, "raised", func(s workflows.State) bool { return s.InvestmentChanges >= 1 }); st.InvestmentChanges != 1 {
+		t.Errorf("investment changes: %d, want 1", st.InvestmentChanges)
+	}
+
+	lower := workflows.InvestmentRequest{Direction: workflows.Lower, Amount: d("500"), RequestID: "lower-" + f}
+	fv, err := e.API.ChangeInvestment(ctx, f, trader, lower)
+	must(t, err)
+	requireEqual(t, "investment after a change with another request id", "1500", fv.Figures.Investment)
+
+	long := workflows.InvestmentRequest{Direction: workflows.Lower, Amount: d("100"), RequestID: strings.Repeat("x", 201)}
+	_, err = e.API.ChangeInvestment(ctx, f, trader, long)
+	var fe *copytrade.FieldError
+	if !errors.As(err, &fe) || fe.Field != "request_id" {
+		t.Fatalf("request id of 201 characters: got %v, want a refusal naming request_id", err)
+	}
+	available, err = e.Store.AvailableBalance(ctx, f)
+	must(t, err)
+	requireEqual(t, "available balance after the refused change", "500", available)
+}

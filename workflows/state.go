@@ -192,6 +192,12 @@ type InvestmentRequest struct {
 	// Direction is "raise" or "lower".
 	Direction string          `json:"direction"`
 	Amount    decimal.Decimal `json:"amount"`
+	// RequestID, when the caller gives one, names this change across the
+	// caller's retries: api.Client sends it as the update's id, and
+	// Temporal answers a retry with the first attempt's outcome instead of
+	// changing the investment again (within one run of the workflow: a
+	// retry after continue-as-new is a new change).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Investment directions.
