@@ -515,22 +515,30 @@ func (s *RelationshipSuite) TestContinuesAsNewWithState() {
 	s.Equal(in.State.LastSeq, in.State.Counters.EventsApplied)
 }
 
-// R24: a gap is filled at once from the events recorded in PostgreSQL (the
-// publisher records every event before signalling it), instead of waiting
-// out the hold-back and skipping it.
-func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
+// openingEnv is a test environment of its own whose relationship follows
+// with 1,000 USDT and fills every open; applied lists the trader sequence
+// numbers it copied, in order.
+func (s *RelationshipSuite) openingEnv() (*testsuite.TestWorkflowEnvironment, *[]int64) {
 	env := s.NewTestWorkflowEnvironment()
 	wf := &workflows.Workflows{Config: s.cfg}
 	env.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.Follow, mock.Anything, mock.Anything).Return(activities.FollowOutput{Fund: fund("1000", "0", "0", "0")}, nil)
-	var applied []string
+	applied := new([]int64)
 	env.OnActivity(a.CopyOpen, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.OpenInput) (activities.OrderOutcome, error) {
-			applied = append(applied, in.Event.EventID)
+			*applied = append(*applied, in.Event.Seq)
 			return activities.OrderOutcome{Placed: true, Fund: fund("1000", "0", "0.249", "99.6")}, nil
 		})
+	return env, applied
+}
+
+// R24: a gap is filled at once from the events recorded in PostgreSQL (the
+// publisher records every event before signalling it), instead of waiting
+// out the hold-back and skipping it.
+func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
+	env, applied := s.openingEnv()
 	env.OnActivity(a.TraderEvents, mock.Anything, activities.TraderEventsInput{TraderID: "t1", AfterSeq: 0, Limit: 256}).
 		Return([]copytrade.TraderEvent{openEvent(1), openEvent(2)}, nil).Once()
 	var followed outcome
@@ -546,7 +554,7 @@ func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
 		env.CancelWorkflow()
 	}, 2*time.Second)
 	env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
-	s.Equal([]string{"e1", "e2"}, applied)
+	s.Equal([]int64{1, 2}, *applied)
 	env.AssertExpectations(s.T())
 }
 
@@ -558,18 +566,7 @@ func (s *RelationshipSuite) TestGapFilledFromRecordedEvents_R24() {
 // has, and at last skips events PostgreSQL holds.
 func (s *RelationshipSuite) TestFullStateHoldsNearestEvents_R24() {
 	const last = 400
-	env := s.NewTestWorkflowEnvironment()
-	wf := &workflows.Workflows{Config: s.cfg}
-	env.RegisterWorkflowWithOptions(wf.CopyRelationship, workflow.RegisterOptions{Name: workflows.WorkflowName})
-	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(a.Follow, mock.Anything, mock.Anything).Return(activities.FollowOutput{Fund: fund("1000", "0", "0", "0")}, nil)
-	var applied []int64
-	env.OnActivity(a.CopyOpen, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.OpenInput) (activities.OrderOutcome, error) {
-			applied = append(applied, in.Event.Seq)
-			return activities.OrderOutcome{Placed: true, Fund: fund("1000", "0", "0.249", "99.6")}, nil
-		})
+	env, applied := s.openingEnv()
 	// PostgreSQL has every event published so far.
 	var mu sync.Mutex
 	recorded := map[int64]bool{}
@@ -608,8 +605,8 @@ func (s *RelationshipSuite) TestFullStateHoldsNearestEvents_R24() {
 		env.CancelWorkflow()
 	}, time.Minute)
 	env.ExecuteWorkflow(workflows.WorkflowName, workflows.Input{FollowerID: "alice", TraderID: "t1"})
-	s.Require().Len(applied, last)
-	for i, seq := range applied {
+	s.Require().Len(*applied, last)
+	for i, seq := range *applied {
 		s.Require().Equal(int64(i+1), seq, "applied out of the trader's order")
 	}
 }
