@@ -106,8 +106,8 @@ func NewActivities(pool *pgxpool.Pool, c client.Client, cfg Config) *activities.
 // queue, which this machine drains in about 10 s. With 5 s, three of four
 // timed out, each then cost a full replay from the task queue, a timeout
 // event in the history (6.5 history events per copy instead of 5) and
-// server work, and the burst took twice as long (bench, N=1000: last copy
-// 21 s against 11 s with 30 s). The price is paid when a worker dies
+// server work, and the burst took longer (bench, N=1000: last copy 17-26 s
+// per event with 5 s; 9-16 s with 20 s, and no timeouts). The price is paid when a worker dies
 // without shutting down: its relationships' next tasks wait this long (at
 // most; the server stops using a sticky queue nobody polls after about
 // 10 s) before another worker takes them.
